@@ -1,0 +1,1 @@
+"""Device specs, the latency measurement protocol, profiling and stored device profiles."""

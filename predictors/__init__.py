@@ -1,0 +1,1 @@
+"""Latency and accuracy predictors, their features, metrics and persistence."""

@@ -1,0 +1,1 @@
+"""Search problems, objectives, constraints, algorithms, Pareto fronts and hypervolume."""

@@ -1,0 +1,33 @@
+"""Search space, elastic transformer supernet, extraction and ONNX export.
+
+The search space and analytic costs import no torch; the torch parts load on first use,
+so `search/` and `predictors/` can use the space without pulling in torch.
+"""
+
+from importlib import import_module
+from typing import Any
+
+from .cost import Cost, InputSpec, arch_cost
+from .space import DEFAULT_SPACE, LAYER_FIELDS, QUANT_POLICIES, Arch, Gene, LayerConfig, SearchSpace
+
+_LAZY = {
+    "Supernet": "model",
+    "Subnet": "model",
+    "register_attention": "attention",
+    "get_attention": "attention",
+    "attention_types": "attention",
+    "export_onnx": "export",
+    "check_export": "export",
+    "ExportCheck": "export",
+}
+
+__all__ = [
+    "Arch", "Cost", "DEFAULT_SPACE", "Gene", "InputSpec", "LAYER_FIELDS", "LayerConfig",
+    "QUANT_POLICIES", "SearchSpace", "arch_cost", *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'supernet' has no attribute {name!r}")

@@ -1,0 +1,198 @@
+"""The elastic transformer supernet and the static subnets extracted from it.
+
+Shapes: B batch, N tokens, F features per token, E embed width, H heads, d head width.
+A subnet uses the leading slices of every supernet weight (weight entanglement):
+embed rows [:E], Q/K/V rows [:H*d], FFN rows [:r*E], LayerNorm [:E], classifier columns [:E].
+
+    x (B, N, F) -> linear embed + positional (B, N, E)
+      -> depth x [x + attn(LN(x)); x + FFN(LN(x))]   (pre-norm, GELU FFN)
+      -> LN -> mean over tokens (B, E) -> classifier (B, C)
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import quant
+from .attention import get_attention
+from .cost import InputSpec
+from .space import Arch, LayerConfig, SearchSpace
+
+
+def _split_heads(t: torch.Tensor, heads: int) -> torch.Tensor:
+    b, n, _ = t.shape
+    return t.reshape(b, n, heads, -1).transpose(1, 2)  # (B, H, N, d)
+
+
+def _merge_heads(t: torch.Tensor) -> torch.Tensor:
+    b, h, n, d = t.shape
+    return t.transpose(1, 2).reshape(b, n, h * d)  # (B, N, H*d)
+
+
+def _init_(module: nn.Module, generator: torch.Generator) -> None:
+    """Seeded initialisation: truncated normal weights (std 0.02), zero biases."""
+    for name, p in module.named_parameters():
+        if "norm" in name:
+            nn.init.ones_(p) if name.endswith("weight") else nn.init.zeros_(p)
+        elif name.endswith("bias"):
+            nn.init.zeros_(p)
+        else:
+            nn.init.trunc_normal_(p, std=0.02, a=-0.04, b=0.04, generator=generator)
+
+
+class SuperBlock(nn.Module):
+    """One transformer layer holding the largest weights of every choice."""
+
+    def __init__(self, embed: int, qkv: int, ffn: int) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(embed)
+        self.q, self.k, self.v = nn.Linear(embed, qkv), nn.Linear(embed, qkv), nn.Linear(embed, qkv)
+        self.o = nn.Linear(qkv, embed)
+        self.norm2 = nn.LayerNorm(embed)
+        self.fc1 = nn.Linear(embed, ffn)
+        self.fc2 = nn.Linear(ffn, embed)
+
+    def forward(self, x: torch.Tensor, layer: LayerConfig, *, head_dim: int, window: int) -> torch.Tensor:
+        e = x.shape[-1]
+        qkv = layer.heads * head_dim
+        hidden = layer.ffn_ratio * e
+        int8 = layer.quant == "int8"
+
+        def lin(m: nn.Linear, n_out: int, n_in: int, h: torch.Tensor) -> torch.Tensor:
+            return quant.linear(h, m.weight[:n_out, :n_in], m.bias[:n_out], int8=int8)
+
+        h = F.layer_norm(x, (e,), self.norm1.weight[:e], self.norm1.bias[:e])
+        q, k, v = (_split_heads(lin(m, qkv, e, h), layer.heads) for m in (self.q, self.k, self.v))
+        a = get_attention(layer.attention)(q, k, v, window=window)
+        x = x + lin(self.o, e, qkv, _merge_heads(a))
+        h = F.layer_norm(x, (e,), self.norm2.weight[:e], self.norm2.bias[:e])
+        return x + lin(self.fc2, e, hidden, F.gelu(lin(self.fc1, hidden, e, h)))
+
+
+class Supernet(nn.Module):
+    """Weight-sharing transformer over every architecture of `space`.
+
+    The architecture is an argument of `forward`; the module holds no active-subnet state.
+    """
+
+    def __init__(self, space: SearchSpace, spec: InputSpec, *, seed: int = 0) -> None:
+        super().__init__()
+        for name in space.attentions:
+            get_attention(name)  # unknown attention types fail here, listing the known ones
+        self.space, self.spec = space, spec
+        e = space.max_embed_dim
+        self.embed = nn.Linear(spec.in_features, e)
+        self.pos = nn.Parameter(torch.zeros(spec.seq_len, e))
+        self.blocks = nn.ModuleList(
+            SuperBlock(e, space.max_qkv_dim, space.max_ffn_dim) for _ in range(space.max_depth)
+        )
+        self.norm = nn.LayerNorm(e)
+        self.head = nn.Linear(e, spec.num_classes)
+        _init_(self, torch.Generator().manual_seed(seed))
+
+    def forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
+        """Logits (B, C) of subnet `arch` for inputs x (B, N, F)."""
+        e, n = arch.embed_dim, x.shape[1]
+        h = F.linear(x, self.embed.weight[:e], self.embed.bias[:e]) + self.pos[:n, :e]
+        for block, layer in zip(self.blocks, arch.layers):
+            h = block(h, layer, head_dim=self.space.head_dim, window=self.space.local_window)
+        h = F.layer_norm(h, (e,), self.norm.weight[:e], self.norm.bias[:e])
+        return F.linear(h.mean(dim=1), self.head.weight[:, :e], self.head.bias)
+
+    def extract(self, arch: Arch) -> "Subnet":
+        """A static module with copies of `arch`'s weight slices and the same outputs."""
+        self.space.validate(arch)
+        return Subnet.from_supernet(self, arch)
+
+
+# --------------------------------------------------------------------- static subnets
+class QLinear(nn.Linear):
+    """A linear layer that runs int8 fake quantization when its layer's policy says so."""
+
+    def __init__(self, n_in: int, n_out: int, *, int8: bool) -> None:
+        super().__init__(n_in, n_out)
+        self.int8 = int8
+        self.fake_quant = int8
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return quant.linear(x, self.weight, self.bias, int8=self.fake_quant)
+
+
+class Block(nn.Module):
+    """A fixed transformer layer: one attention type, one width, one quant policy."""
+
+    def __init__(self, embed: int, layer: LayerConfig, *, head_dim: int, window: int) -> None:
+        super().__init__()
+        qkv, int8 = layer.heads * head_dim, layer.quant == "int8"
+        self.heads, self.attention, self.window = layer.heads, layer.attention, window
+        self.norm1 = nn.LayerNorm(embed)
+        self.q, self.k, self.v = (QLinear(embed, qkv, int8=int8) for _ in range(3))
+        self.o = QLinear(qkv, embed, int8=int8)
+        self.norm2 = nn.LayerNorm(embed)
+        self.fc1 = QLinear(embed, layer.ffn_ratio * embed, int8=int8)
+        self.fc2 = QLinear(layer.ffn_ratio * embed, embed, int8=int8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm1(x)
+        q, k, v = (_split_heads(m(h), self.heads) for m in (self.q, self.k, self.v))
+        x = x + self.o(_merge_heads(get_attention(self.attention)(q, k, v, window=self.window)))
+        return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
+
+
+class Subnet(nn.Module):
+    """A standalone transformer for one architecture: no elastic code, no unused weights."""
+
+    def __init__(self, space: SearchSpace, spec: InputSpec, arch: Arch) -> None:
+        super().__init__()
+        self.arch, self.spec = arch, spec
+        e = arch.embed_dim
+        self.embed = nn.Linear(spec.in_features, e)
+        self.pos = nn.Parameter(torch.zeros(spec.seq_len, e))
+        self.blocks = nn.ModuleList(
+            Block(e, layer, head_dim=space.head_dim, window=space.local_window) for layer in arch.layers
+        )
+        self.norm = nn.LayerNorm(e)
+        self.head = nn.Linear(e, spec.num_classes)
+
+    @classmethod
+    def from_supernet(cls, supernet: Supernet, arch: Arch) -> "Subnet":
+        net = cls(supernet.space, supernet.spec, arch)
+        e, d = arch.embed_dim, supernet.space.head_dim
+        with torch.no_grad():
+            net.embed.weight.copy_(supernet.embed.weight[:e])
+            net.embed.bias.copy_(supernet.embed.bias[:e])
+            net.pos.copy_(supernet.pos[:, :e])
+            for block, sblock, layer in zip(net.blocks, supernet.blocks, arch.layers):
+                qkv, hidden = layer.heads * d, layer.ffn_ratio * e
+                shapes = {"q": (qkv, e), "k": (qkv, e), "v": (qkv, e), "o": (e, qkv),
+                          "fc1": (hidden, e), "fc2": (e, hidden), "norm1": (e,), "norm2": (e,)}
+                for name, shape in shapes.items():
+                    dst, src = getattr(block, name), getattr(sblock, name)
+                    dst.weight.copy_(src.weight[tuple(slice(0, s) for s in shape)])
+                    dst.bias.copy_(src.bias[: shape[0]])
+            net.norm.weight.copy_(supernet.norm.weight[:e])
+            net.norm.bias.copy_(supernet.norm.bias[:e])
+            net.head.weight.copy_(supernet.head.weight[:, :e])
+            net.head.bias.copy_(supernet.head.bias)
+        return net.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x) + self.pos[: x.shape[1]]
+        for block in self.blocks:
+            h = block(h)
+        return self.head(self.norm(h).mean(dim=1))
+
+    def without_fake_quant(self) -> "Subnet":
+        """A copy that runs every layer in plain fp32 (what is exported before quantizing)."""
+        twin = copy.deepcopy(self)
+        for m in twin.modules():
+            if isinstance(m, QLinear):
+                m.fake_quant = False
+        return twin
+
+    def int8_layer_indices(self) -> list[int]:
+        return [i for i, layer in enumerate(self.arch.layers) if layer.quant == "int8"]
