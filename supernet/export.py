@@ -133,8 +133,8 @@ def check_export(subnet: Subnet, path: str | Path, *, n_inputs: int = 512, seed:
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     subnet = subnet.eval()
     ort_out, torch_out = [], []
-    # Dynamic activation quantization is per tensor, i.e. per batch: compare one input at a
-    # time so both sides see the same tensors.
+    # onnxruntime takes the dynamic activation range over the whole input tensor, the torch
+    # fake quant per example: feed one example per call, as a deployed model sees them.
     batch = 1 if subnet.int8_layer_indices() else n_inputs
     with torch.no_grad():
         for start in range(0, n_inputs, batch):

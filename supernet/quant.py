@@ -3,7 +3,7 @@
 `onnxruntime.quantization.quantize_dynamic(per_channel=True, weight_type=QInt8,
 reduce_range=False)` turns ``MatMul(x, W)`` into ``MatMulInteger`` with
 - weights: per output channel, symmetric, int8 in [-127, 127], scale = max|w| / 127;
-- activations: `DynamicQuantizeLinear`, per tensor, asymmetric uint8 in [0, 255] over the
+- activations: `DynamicQuantizeLinear`, per tensor (per example at batch 1), asymmetric uint8 in [0, 255] over the
   range [min(0, min x), max(0, max x)], scale = range / 255, zero point = round(-min / scale).
 Both round half to even, as torch.round does. The fake-quant output below equals the
 dequantized integer product, so the accuracy of an int8 layer measured in the supernet is
@@ -33,13 +33,19 @@ def fake_quant_weight(weight: torch.Tensor) -> torch.Tensor:
 
 
 def fake_quant_activation(x: torch.Tensor) -> torch.Tensor:
-    """Dynamic per-tensor asymmetric uint8 of an activation, dequantized."""
+    """Dynamic asymmetric uint8 of an activation, dequantized, with one range per example.
+
+    onnxruntime takes the range over the whole input tensor; a deployed model sees one
+    example per call (batch 1), so the range here is taken per example (over every axis
+    but the first). Batched evaluation then gives each example the arithmetic it gets
+    when deployed.
+    """
     x_d = x.detach()
-    lo = torch.clamp(x_d.min(), max=0.0)
-    hi = torch.clamp(x_d.max(), min=0.0)
+    dims = tuple(range(1, x.dim()))
+    lo = torch.clamp(x_d.amin(dim=dims, keepdim=True), max=0.0)
+    hi = torch.clamp(x_d.amax(dim=dims, keepdim=True), min=0.0)
     scale = (hi - lo) / UINT8_ACT_QMAX
-    if scale == 0:  # an all-zero tensor quantizes exactly
-        return x
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # all-zero rows quantize exactly
     zero_point = torch.clamp(torch.round(-lo / scale), 0.0, UINT8_ACT_QMAX)
     q = torch.clamp(torch.round(x / scale) + zero_point, 0.0, UINT8_ACT_QMAX)
     return _straight_through(x, (q - zero_point) * scale)

@@ -118,3 +118,11 @@ def test_fake_quant_follows_onnxruntime_rules():
     x = torch.randn(10, requires_grad=True)
     fake_quant_activation(x).sum().backward()
     assert torch.equal(x.grad, torch.ones(10))
+
+
+def test_activation_ranges_are_per_example():
+    """Batched fake quant equals one-example-at-a-time fake quant (deployment is batch 1)."""
+    x = torch.randn(6, 5, 7) * torch.arange(1, 7).reshape(6, 1, 1)
+    batched = fake_quant_activation(x)
+    single = torch.cat([fake_quant_activation(x[i : i + 1]) for i in range(6)])
+    assert torch.equal(batched, single)
