@@ -1,0 +1,193 @@
+"""Run configuration: embedded defaults, a TOML file, then CLI flags, in that order.
+
+A TOML config has one table per stage; every key is optional:
+
+    seed = 0
+    [task]     name = "digits"   patch = 4
+    [space]    ...               (see supernet.SearchSpace; omitted: the default space)
+    [train]    epochs = 8        batch_size = 128   lr = 2e-3   k_random = 2
+    [profile]  device = "cpu"    samples = 80       preset = "fast"
+    [search]   algorithm = "linas"  budget = 100  objectives = ["accuracy", "latency", "size"]
+               max_latency_ms = 0.5   max_size_mb = 1.0
+    [export]   baselines = true
+    [executor] kind = "local"    ray_address = ""   num_cpus = 2
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ._errors import UserInputError
+
+SCHEMA_VERSION = 1
+OBJECTIVES = ("accuracy", "latency", "size", "flops", "params")
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    name: str = "digits"
+    patch: int | None = None  # mnist only: 7, 4 or 2
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int = 12
+    batch_size: int = 128
+    lr: float = 2e-3
+    k_random: int = 2
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    device: str = "cpu"
+    samples: int = 80
+    preset: str = "fast"
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    algorithm: str = "linas"
+    budget: int = 100
+    objectives: tuple[str, ...] = ("accuracy", "latency", "size")
+    max_latency_ms: float | None = None
+    max_size_mb: float | None = None
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    baselines: bool = True
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    kind: str = "local"
+    ray_address: str | None = None
+    num_cpus: int = 2
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = 0
+    task: TaskSettings = field(default_factory=TaskSettings)
+    space: dict[str, Any] | None = None
+    train: TrainSettings = field(default_factory=TrainSettings)
+    profile: ProfileSettings = field(default_factory=ProfileSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
+    export: ExportSettings = field(default_factory=ExportSettings)
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings)
+
+    def __post_init__(self) -> None:
+        check = _check
+        check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        check(self.train.epochs > 0, f"train.epochs must be > 0, got {self.train.epochs}")
+        check(self.train.batch_size > 0, f"train.batch_size must be > 0, got {self.train.batch_size}")
+        check(self.train.lr > 0, f"train.lr must be > 0, got {self.train.lr}")
+        check(self.train.k_random >= 0, f"train.k_random must be >= 0, got {self.train.k_random}")
+        check(self.profile.samples >= 8, f"profile.samples must be >= 8, got {self.profile.samples}")
+        check(self.search.budget > 0, f"search.budget must be > 0, got {self.search.budget}")
+        objectives = self.search.objectives
+        check(len(objectives) >= 1, "search.objectives must name at least one objective")
+        for name in objectives:
+            check(name in OBJECTIVES, f"unknown objective {name!r}; known: {list(OBJECTIVES)}")
+        check(len(set(objectives)) == len(objectives), f"search.objectives repeats a name: {list(objectives)}")
+        check("accuracy" in objectives, "search.objectives must include 'accuracy' (the expensive objective)")
+        for name in ("max_latency_ms", "max_size_mb"):
+            value = getattr(self.search, name)
+            check(value is None or value > 0, f"search.{name} must be > 0, got {value}")
+        check(self.executor.kind in ("local", "ray"),
+              f"executor must be one of ['local', 'ray'], got {self.executor.kind!r}")
+        check(self.executor.num_cpus > 0, f"executor.num_cpus must be > 0, got {self.executor.num_cpus}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+    def space_obj(self):
+        from supernet import DEFAULT_SPACE, SearchSpace
+
+        if self.space is None:
+            return DEFAULT_SPACE
+        try:
+            return SearchSpace.from_dict(self.space)
+        except (TypeError, ValueError) as exc:
+            raise UserInputError(f"bad [space] in config: {exc}") from exc
+
+    def with_overrides(self, **overrides: Any) -> "RunConfig":
+        """Apply CLI flags given as 'section.key' -> value (None means 'not given')."""
+        data = self.to_dict()
+        for dotted, value in overrides.items():
+            if value is None:
+                continue
+            section, _, key = dotted.rpartition(".")
+            target = data[section] if section else data
+            target[key] = value
+        return config_from_dict(data)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise UserInputError(message)
+
+
+_SECTIONS = {"task": TaskSettings, "train": TrainSettings, "profile": ProfileSettings,
+             "search": SearchSettings, "export": ExportSettings, "executor": ExecutorSettings}
+
+
+def _section(cls: type, data: Any, name: str) -> Any:
+    if not isinstance(data, dict):
+        raise UserInputError(f"[{name}] must be a table, got {data!r}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise UserInputError(f"unknown key(s) {unknown} in [{name}]; known: {sorted(known)}")
+    values = {}
+    for key, value in data.items():
+        default = getattr(cls(), key)
+        if isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        elif isinstance(default, bool) and not isinstance(value, bool):
+            raise UserInputError(f"{name}.{key} must be true or false, got {value!r}")
+        elif isinstance(default, (int, float)) and not isinstance(default, bool):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise UserInputError(f"{name}.{key} must be a number, got {value!r}")
+            value = type(default)(value) if isinstance(default, float) else value
+        values[key] = value
+    return cls(**values)
+
+
+def config_from_dict(data: dict[str, Any]) -> RunConfig:
+    known = {"seed", "space", *_SECTIONS}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UserInputError(f"unknown config section(s) {unknown}; known: {sorted(known)}")
+    kwargs: dict[str, Any] = {name: _section(cls, data[name], name) for name, cls in _SECTIONS.items() if name in data}
+    if "seed" in data:
+        if isinstance(data["seed"], bool) or not isinstance(data["seed"], int):
+            raise UserInputError(f"seed must be an integer, got {data['seed']!r}")
+        kwargs["seed"] = data["seed"]
+    if data.get("space") is not None:
+        kwargs["space"] = dict(data["space"])
+    config = RunConfig(**kwargs)
+    config.space_obj()  # validate the space now
+    return config
+
+
+def load_config(path: str | Path | None) -> RunConfig:
+    """Defaults, or defaults overridden by a TOML file."""
+    if path is None:
+        return RunConfig()
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserInputError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UserInputError(f"cannot read config {path}: {exc}") from None
+    return config_from_dict(data)
+
+
+__all__ = ["RunConfig", "TaskSettings", "TrainSettings", "ProfileSettings", "SearchSettings",
+           "ExportSettings", "ExecutorSettings", "load_config", "config_from_dict", "replace"]

@@ -1,0 +1,138 @@
+"""Where expensive evaluations run: in this process, or spread over a Ray cluster.
+
+An executor evaluates the accuracy of a batch of architectures with the supernet's
+inherited weights. The Ray executor ships the checkpoint and the evaluation split to a
+pool of actors through the object store (so it works on any cluster, not only on this
+machine), and Ray restarts an actor that dies and re-runs its call: a search still spends
+its full budget. Ray is imported here and in `runners.remote` only.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from supernet import Arch
+
+from ._errors import UserInputError
+
+
+class Executor(ABC):
+    """Evaluates accuracies of architecture batches."""
+
+    name: str
+
+    @abstractmethod
+    def evaluate(self, archs: Sequence[Arch]) -> np.ndarray:
+        """Accuracy in [0, 1] of each architecture, in order."""
+
+    def close(self) -> None:
+        """Release workers (nothing to do for the local executor)."""
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class LocalExecutor(Executor):
+    name = "local"
+
+    def __init__(self, supernet: Any, x: np.ndarray, y: np.ndarray, *, batch_size: int = 512) -> None:
+        self.supernet, self.x, self.y, self.batch_size = supernet, x, y, batch_size
+
+    def evaluate(self, archs: Sequence[Arch]) -> np.ndarray:
+        from supernet.evaluate import evaluate_archs
+
+        return np.asarray(evaluate_archs(self.supernet, list(archs), self.x, self.y, batch_size=self.batch_size))
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise UserInputError("--executor ray needs Ray: pip install 'ray[default]'") from exc
+    return ray
+
+
+def _checkpoint_bytes(checkpoint_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in Path(checkpoint_dir).iterdir() if p.is_file()}
+
+
+class _EvalWorker:
+    """A Ray actor holding one copy of the supernet and the evaluation split."""
+
+    def __init__(self, files: dict[str, bytes], x: np.ndarray, y: np.ndarray, threads: int) -> None:
+        import torch
+
+        from supernet.checkpoint import load_checkpoint
+
+        torch.set_num_threads(threads)
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, data in files.items():
+                Path(tmp, name).write_bytes(data)
+            self.supernet, _ = load_checkpoint(tmp)
+        self.x, self.y = x, y
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def evaluate(self, arch_jsons: list[str]) -> list[float]:
+        from supernet.evaluate import evaluate_archs
+
+        archs = [Arch.from_json(a) for a in arch_jsons]
+        return [float(v) for v in evaluate_archs(self.supernet, archs, self.x, self.y)]
+
+
+class RayExecutor(Executor):
+    """Accuracy evaluation on a pool of Ray actors, one supernet copy each.
+
+    Starts a local Ray with `num_cpus` CPUs unless `address` names a cluster to join.
+    """
+
+    name = "ray"
+
+    def __init__(self, checkpoint_dir: Path, x: np.ndarray, y: np.ndarray, *, address: str | None = None,
+                 num_workers: int = 2, num_cpus: int = 2, max_restarts: int = 3) -> None:
+        ray = _ray()
+        self._started_here = not ray.is_initialized()
+        if self._started_here:
+            try:
+                if address:
+                    ray.init(address=address, include_dashboard=False, log_to_driver=False)
+                else:
+                    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+            except (ConnectionError, ValueError, RuntimeError) as exc:
+                raise UserInputError(f"cannot start or join Ray at {address or 'a local cluster'}: {exc}") from None
+        files = ray.put(_checkpoint_bytes(checkpoint_dir))
+        x_ref, y_ref = ray.put(np.ascontiguousarray(x)), ray.put(np.ascontiguousarray(y))
+        actor = ray.remote(num_cpus=1, max_restarts=max_restarts, max_task_retries=max_restarts)(_EvalWorker)
+        self.workers = [actor.remote(files, x_ref, y_ref, 1) for _ in range(num_workers)]
+        self._ray = ray
+
+    def worker_pids(self) -> list[int]:
+        return self._ray.get([w.pid.remote() for w in self.workers])
+
+    def evaluate(self, archs: Sequence[Arch]) -> np.ndarray:
+        if not archs:
+            return np.zeros(0)
+        jsons = [a.to_json() for a in archs]
+        chunks = np.array_split(np.arange(len(jsons)), min(len(self.workers), len(jsons)))
+        refs = [w.evaluate.remote([jsons[i] for i in idx]) for w, idx in zip(self.workers, chunks)]
+        out = np.empty(len(jsons))
+        for idx, values in zip(chunks, self._ray.get(refs)):
+            out[idx] = values
+        return out
+
+    def close(self) -> None:
+        for w in getattr(self, "workers", []):
+            self._ray.kill(w)
+        self.workers = []
+        if getattr(self, "_started_here", False) and self._ray.is_initialized():
+            self._ray.shutdown()

@@ -1,0 +1,213 @@
+"""The run report: Pareto plot, hypervolume plot, tables, markdown and one HTML page.
+
+Every number comes from the run folder's files (export/manifest.json, search/*.csv):
+nothing is typed in.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._errors import UserInputError
+from ._io import atomic_write_bytes, atomic_write_text
+
+
+def load_manifest(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "export" / "manifest.json"
+    if not path.exists():
+        raise UserInputError(f"{path} does not exist: run `hwnas export --run {run_dir}` first")
+    try:
+        manifest = json.loads(path.read_text())
+        manifest["models"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserInputError(f"{path} is not a valid export manifest: {exc}") from None
+    return manifest
+
+
+def models_frame(manifest: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    for m in manifest["models"]:
+        rows.append({
+            "name": m["name"], "kind": m["kind"], "arch": m["arch_description"],
+            "test_acc": m["onnx_test_accuracy"], "supernet_test_acc": m["supernet_test_accuracy"],
+            "val_acc": m["supernet_val_accuracy"], "predicted_ms": m["predicted_latency_ms"],
+            "measured_ms": m["measured_latency_ms"], "p10_ms": m["measured_latency_p10_ms"],
+            "p90_ms": m["measured_latency_p90_ms"], "size_kb": m["size_bytes"] / 1024,
+            "latency_off": m["latency_off_by_more_than_10pct"],
+        })
+    return pd.DataFrame(rows)
+
+
+def speedup_at_equal_accuracy(df: pd.DataFrame) -> dict[str, float] | None:
+    """Measured speed-up of the front over the best uniform baseline it matches in test accuracy.
+
+    For each baseline, the fastest front model with test accuracy >= the baseline's; the
+    figure reported is the largest ratio baseline_ms / front_ms over baselines that some front
+    model matches (None when no front model matches any baseline).
+    """
+    front, base = df[df.kind == "front"], df[df.kind == "baseline"]
+    best: dict[str, float] | None = None
+    for _, b in base.iterrows():
+        match = front[front.test_acc >= b.test_acc]
+        if match.empty:
+            continue
+        f = match.loc[match.measured_ms.idxmin()]
+        ratio = float(b.measured_ms / f.measured_ms)
+        if best is None or ratio > best["speedup"]:
+            best = {"speedup": ratio, "baseline": b["name"], "baseline_ms": float(b.measured_ms),
+                    "baseline_acc": float(b.test_acc), "front": f["name"], "front_ms": float(f.measured_ms),
+                    "front_acc": float(f.test_acc)}
+    return best
+
+
+def _pareto_plot(df: pd.DataFrame, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    front = df[df.kind == "front"].sort_values("measured_ms")
+    base = df[df.kind == "baseline"]
+    err = np.vstack([front.measured_ms - front.p10_ms, front.p90_ms - front.measured_ms])
+    ax.errorbar(front.measured_ms, front.test_acc * 100, xerr=err, fmt="o-", color="tab:blue",
+                label="searched front (measured, p10-p90)", capsize=2, zorder=3)
+    ax.scatter(front.predicted_ms, front.test_acc * 100, marker="o", facecolors="none",
+               edgecolors="tab:orange", label="same models, predicted latency", zorder=2)
+    for _, r in front.iterrows():
+        ax.plot([r.predicted_ms, r.measured_ms], [r.test_acc * 100] * 2, color="tab:orange", lw=0.6, zorder=1)
+    if len(base):
+        ax.scatter(base.measured_ms, base.test_acc * 100, marker="X", s=60, color="tab:red",
+                   label="uniform baselines (measured)", zorder=3)
+    ax.set_xscale("log")
+    ax.set_xlabel("latency per inference (ms, log scale)")
+    ax.set_ylabel("test accuracy of the exported ONNX model (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    buf = _savefig(fig)
+    plt.close(fig)
+    atomic_write_bytes(path, buf)
+
+
+def _hypervolume_plot(hv: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    ax.plot(hv.iloc[:, 0], hv.iloc[:, 1], color="tab:green")
+    ax.set_xlabel("expensive evaluations")
+    ax.set_ylabel("hypervolume (normalised objectives)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = _savefig(fig)
+    plt.close(fig)
+    atomic_write_bytes(path, buf)
+
+
+def _savefig(fig) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _table(df: pd.DataFrame) -> pd.DataFrame:
+    out = df[["name", "arch", "test_acc", "supernet_test_acc", "predicted_ms", "measured_ms", "p10_ms",
+              "p90_ms", "size_kb", "latency_off"]].copy()
+    out["test_acc"] = (out.test_acc * 100).round(2)
+    out["supernet_test_acc"] = (out.supernet_test_acc * 100).round(2)
+    for c in ("predicted_ms", "measured_ms", "p10_ms", "p90_ms"):
+        out[c] = out[c].round(4)
+    out["size_kb"] = out.size_kb.round(1)
+    return out.rename(columns={"test_acc": "ONNX test acc %", "supernet_test_acc": "supernet test acc %",
+                               "size_kb": "size KiB", "latency_off": "off >10%"})
+
+
+def write_report(run_dir: Path) -> dict[str, Path]:
+    """Write report/{pareto.png, hypervolume.png, report.md, report.html}; return the paths."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserInputError(f"run folder {run_dir} does not exist")
+    manifest = load_manifest(run_dir)
+    df = models_frame(manifest)
+    out = run_dir / "report"
+    out.mkdir(exist_ok=True)
+    device = manifest["device"]["name"]
+    pareto, hv_png = out / "pareto.png", out / "hypervolume.png"
+    _pareto_plot(df, pareto, f"{manifest.get('task', '')} on device '{device}'")
+    hv_path = run_dir / "search" / "hypervolume.csv"
+    hv = pd.read_csv(hv_path) if hv_path.exists() else None
+    if hv is not None and len(hv):
+        _hypervolume_plot(hv, hv_png)
+
+    front, base = df[df.kind == "front"], df[df.kind == "baseline"]
+    within = float((~front.latency_off).mean()) if len(front) else float("nan")
+    gap = float((front.test_acc - front.supernet_test_acc).abs().max() * 100) if len(front) else float("nan")
+    speed = speedup_at_equal_accuracy(df)
+    fp = manifest.get("fingerprint", {})
+    lines = [
+        f"# hwnas report: {run_dir.name}",
+        "",
+        f"Task `{manifest.get('task')}`, device `{device}` ({manifest['device'].get('backend')}, "
+        f"{manifest['device'].get('threads')} thread(s)) on {fp.get('cpu_model', 'unknown CPU')}, "
+        f"{fp.get('cpu_count', '?')} cores.",
+        "",
+        f"- Pareto-front models exported: {len(front)}; uniform baselines: {len(base)}",
+        f"- Front models whose measured latency is within ±10% of the predicted: {within:.0%}",
+        f"- Largest gap between ONNX and supernet test accuracy on the front: {gap:.2f} points",
+    ]
+    if speed:
+        lines.append(
+            f"- Speed-up at equal or better test accuracy: {speed['speedup']:.2f}x "
+            f"({speed['front']} {speed['front_ms']:.4f} ms, {speed['front_acc']:.2%} vs "
+            f"{speed['baseline']} {speed['baseline_ms']:.4f} ms, {speed['baseline_acc']:.2%})"
+        )
+    else:
+        lines.append("- Speed-up at equal accuracy: no front model reaches a baseline's test accuracy")
+    if hv is not None and len(hv):
+        lines.append(f"- Search: {int(hv.iloc[-1, 0])} expensive evaluations, final hypervolume {hv.iloc[-1, 1]:.4f}")
+    lines += ["", "![Pareto front](pareto.png)", ""]
+    if hv is not None and len(hv):
+        lines += ["![Hypervolume](hypervolume.png)", ""]
+    lines += ["## Pareto front", "", _table(front).to_markdown(index=False), ""]
+    if len(base):
+        lines += ["## Baselines", "", _table(base).to_markdown(index=False), ""]
+    md = "\n".join(lines) + "\n"
+    atomic_write_text(out / "report.md", md)
+    atomic_write_text(out / "report.html", _html(md, df, out, front, base))
+    return {"markdown": out / "report.md", "html": out / "report.html", "pareto": pareto, "hypervolume": hv_png}
+
+
+def _img(path: Path) -> str:
+    if not path.exists():
+        return ""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{path.stem}" src="data:image/png;base64,{data}">'
+
+
+def _html(md: str, df: pd.DataFrame, out: Path, front: pd.DataFrame, base: pd.DataFrame) -> str:
+    """One self-contained page: the summary bullets, both plots inlined, the tables."""
+    summary = [line[2:] for line in md.splitlines() if line.startswith("- ")]
+    head = md.splitlines()[2]
+    body = [f"<h1>{html.escape(md.splitlines()[0][2:])}</h1>", f"<p>{html.escape(head)}</p>", "<ul>"]
+    body += [f"<li>{html.escape(s)}</li>" for s in summary] + ["</ul>"]
+    body += [_img(out / "pareto.png"), _img(out / "hypervolume.png")]
+    body += ["<h2>Pareto front</h2>", _table(front).to_html(index=False, border=0)]
+    if len(base):
+        body += ["<h2>Baselines</h2>", _table(base).to_html(index=False, border=0)]
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;"
+             "font-size:13px}td,th{padding:3px 8px;border-bottom:1px solid #ddd}img{max-width:100%}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>hwnas report</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
