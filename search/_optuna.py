@@ -1,0 +1,149 @@
+"""`optuna-tpe` and `optuna-nsga2`: optuna samplers through ask/tell.
+
+The study lives in a file-based optuna storage (`optuna.journal`, a JournalStorage with a
+JournalFileBackend) in the search's folder, so optuna-dashboard can open it. Depth is
+suggested first and only the active layers' choices after it (a conditional space).
+Values go to optuna raw, with each objective's direction; constraints go through
+`constraints_func`. A resumed search replays its stored evaluations into a new study
+file, so the sampler sees exactly the history of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from supernet.space import LAYER_FIELDS, Arch, LayerConfig
+
+from ._base import Algorithm, check_int, register_algorithm
+from ._problem import SearchProblem
+
+STORAGE_FILE = "optuna.journal"
+
+
+def _constraints(trial: Any) -> list[float]:
+    return list(trial.user_attrs.get("constraints", []))
+
+
+class _OptunaSearch(Algorithm):
+    def _sampler(self, seed: int, constrained: bool) -> Any:
+        raise NotImplementedError
+
+    def setup(self, problem: SearchProblem, *, seed: int, workdir: Path | None) -> None:
+        import optuna
+
+        self.problem = problem
+        self.space = problem.space
+        if workdir is None:
+            storage = optuna.storages.InMemoryStorage()
+        else:
+            path = Path(workdir) / STORAGE_FILE
+            path.unlink(missing_ok=True)  # a resumed search replays into a fresh study
+            storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = self._sampler(int(seed), bool(problem.constraints))
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line
+        try:
+            self.study = optuna.create_study(
+                storage=storage, sampler=sampler, study_name=f"hwnas-{self.name}-seed{seed}",
+                directions=["minimize" if o.direction == "min" else "maximize" for o in problem.objectives])
+        finally:
+            optuna.logging.set_verbosity(verbosity)
+        self._pending: list[tuple[Any, Arch]] = []
+        lo = problem.bounds[:, 0]
+        hi = problem.bounds[:, 1]
+        flip = np.array([o.direction == "max" for o in problem.objectives])
+        self._lo, self._hi, self._flip = lo, hi, flip
+
+    def _suggest(self, trial: Any) -> Arch:
+        space = self.space
+        embed = trial.suggest_categorical("embed_dim", list(space.embed_dims))
+        depth = trial.suggest_categorical("depth", list(space.depths))
+        layers = tuple(
+            LayerConfig(**{f: trial.suggest_categorical(f"layer{i}.{f}", list(space.layer_choices(f)))
+                           for f in LAYER_FIELDS})
+            for i in range(depth))
+        return Arch(int(embed), layers)
+
+    def ask(self) -> list[Arch]:
+        import optuna
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self._pending = []
+            for _ in range(self._batch_size()):
+                trial = self.study.ask()
+                self._pending.append((trial, self._suggest(trial)))
+        return [a for _, a in self._pending]
+
+    def _batch_size(self) -> int:
+        raise NotImplementedError
+
+    def tell(self, archs: list[Arch], F: np.ndarray, G: np.ndarray) -> None:
+        import optuna
+
+        index = {a: i for i, a in enumerate(archs)}
+        # back from normalised minimisation to raw values with each objective's direction
+        F = np.asarray(F, dtype=np.float64).copy()
+        F[:, self._flip] = 1.0 - F[:, self._flip]
+        raw = self._lo + F * (self._hi - self._lo)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            for trial, arch in self._pending:
+                if arch not in index:  # the budget ended inside this batch
+                    self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                    continue
+                i = index[arch]
+                trial.set_user_attr("arch", arch.to_json())
+                trial.set_user_attr("constraints", [float(v) for v in G[i]])
+                self.study.tell(trial, [float(v) for v in raw[i]])
+        self._pending = []
+
+
+@register_algorithm
+class OptunaTPESearch(_OptunaSearch):
+    """optuna's TPE sampler (multivariate, grouped for the conditional layer choices).
+
+    `batch_size` trials are asked before any is told (constant liar keeps them apart);
+    the first `n_startup_trials` are random.
+    """
+
+    name = "optuna-tpe"
+
+    def __init__(self, *, batch_size: int = 5, n_startup_trials: int = 20) -> None:
+        super().__init__(batch_size=check_int("batch_size", batch_size),
+                         n_startup_trials=check_int("n_startup_trials", n_startup_trials, 0))
+
+    def _batch_size(self) -> int:
+        return self._settings["batch_size"]
+
+    def _sampler(self, seed: int, constrained: bool) -> Any:
+        import optuna
+
+        return optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=self._settings["n_startup_trials"], multivariate=True, group=True,
+            constant_liar=True, constraints_func=_constraints if constrained else None)
+
+
+@register_algorithm
+class OptunaNSGA2Search(_OptunaSearch):
+    """optuna's NSGA-II sampler; one generation (`population_size` trials) per batch."""
+
+    name = "optuna-nsga2"
+
+    def __init__(self, *, population_size: int = 20) -> None:
+        super().__init__(population_size=check_int("population_size", population_size, 2))
+
+    def _batch_size(self) -> int:
+        return self._settings["population_size"]
+
+    def _sampler(self, seed: int, constrained: bool) -> Any:
+        import optuna
+
+        return optuna.samplers.NSGAIISampler(population_size=self._settings["population_size"], seed=seed,
+                                             constraints_func=_constraints if constrained else None)
