@@ -20,7 +20,7 @@ app = typer.Typer(
 )
 
 # Command modules, each with `register(app)`; later stages append theirs here.
-COMMAND_MODULES = ["runners.commands.demo"]
+COMMAND_MODULES = ["runners.commands.demo", "runners.commands.pipeline"]
 
 
 def _version(value: bool) -> None:
@@ -52,14 +52,13 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors come through here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:
+        # Usage errors (unknown option, bad value) come from typer's click; its class may be
+        # vendored, so match on the interface rather than the type.
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
             typer.echo(f"error: {exc.format_message()}", err=True)
             sys.exit(2)
         raise
-
 
 if __name__ == "__main__":
     main()

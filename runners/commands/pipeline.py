@@ -1,0 +1,127 @@
+"""`hwnas run`, `hwnas search`, `hwnas export`, `hwnas report`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .._errors import UserInputError
+
+RUN_HELP = "Run folder (created if missing; an existing one is resumed)."
+
+
+def _echo(message: str) -> None:
+    typer.echo(message)
+
+
+def _split(text: Optional[str]) -> Optional[list[str]]:
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _require_run(run: Path) -> None:
+    if not run.is_dir():
+        raise UserInputError(f"run folder {run} does not exist")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def run(
+        run_dir: Path = typer.Option(Path("results/main"), "--run", help=RUN_HELP),
+        config: Optional[Path] = typer.Option(None, "--config", help="TOML config; flags override it."),
+        task: Optional[str] = typer.Option(None, help="Task: digits, mnist, mnist1d or npz:PATH."),
+        epochs: Optional[int] = typer.Option(None, help="Supernet training epochs."),
+        device: Optional[str] = typer.Option(None, help="Device to profile and search for."),
+        samples: Optional[int] = typer.Option(None, help="Subnets to profile."),
+        algorithm: Optional[str] = typer.Option(None, help="Search algorithm."),
+        budget: Optional[int] = typer.Option(None, help="Expensive evaluations in the search."),
+        objectives: Optional[str] = typer.Option(None, help="Comma-separated, e.g. accuracy,latency,size."),
+        max_latency_ms: Optional[float] = typer.Option(None, help="Latency budget (predicted, ms)."),
+        max_size_mb: Optional[float] = typer.Option(None, help="Model size budget (MB)."),
+        executor: Optional[str] = typer.Option(None, help="local or ray."),
+        ray_address: Optional[str] = typer.Option(None, help="Join this Ray cluster instead of starting one."),
+        seed: Optional[int] = typer.Option(None, help="Seed of every stage."),
+    ) -> None:
+        """The main job: train, profile, fit the latency predictor, search, export, report."""
+        from ..config import load_config
+        from ..pipeline import open_run, run_pipeline
+
+        flags = {"task.name": task, "train.epochs": epochs, "profile.device": device, "profile.samples": samples,
+                 "search.algorithm": algorithm, "search.budget": budget, "search.objectives": _split(objectives),
+                 "search.max_latency_ms": max_latency_ms, "search.max_size_mb": max_size_mb,
+                 "executor.kind": executor, "executor.ray_address": ray_address, "seed": seed}
+        given = config is not None or any(v is not None for v in flags.values())
+        if (run_dir / "run.json").exists() and not given:
+            cfg = None  # resume with the stored settings
+        else:
+            cfg = load_config(config).with_overrides(**flags)
+            _validate_names(cfg)
+        state = open_run(run_dir, cfg)
+        run_pipeline(state.run_dir, state.config, echo=_echo)
+
+    @app.command()
+    def search(
+        run_dir: Path = typer.Option(..., "--run", help="Run folder holding supernet/ (from `hwnas train`)."),
+        predictor: Path = typer.Option(..., help="Latency predictor (from `hwnas fit-predictor`)."),
+        objectives: str = typer.Option("accuracy,latency,size", help="Comma-separated objectives."),
+        algorithm: str = typer.Option("linas", help="Search algorithm."),
+        budget: int = typer.Option(100, help="Expensive evaluations (never exceeded)."),
+        max_latency_ms: Optional[float] = typer.Option(None, help="Latency budget (predicted, ms)."),
+        max_size_mb: Optional[float] = typer.Option(None, help="Model size budget (MB)."),
+        executor: str = typer.Option("local", help="local or ray."),
+        ray_address: Optional[str] = typer.Option(None, help="Join this Ray cluster instead of starting one."),
+        seed: int = typer.Option(0, help="Seed."),
+    ) -> None:
+        """Search the run's supernet for the predictor's device; writes RUN/search/."""
+        from ..config import RunConfig
+        from ..pipeline import search_run
+
+        _require_run(run_dir)
+        cfg = RunConfig(seed=seed).with_overrides(**{
+            "search.objectives": _split(objectives), "search.algorithm": algorithm, "search.budget": budget,
+            "search.max_latency_ms": max_latency_ms, "search.max_size_mb": max_size_mb,
+            "executor.kind": executor, "executor.ray_address": ray_address})
+        _validate_names(cfg)
+        typer.echo(search_run(run_dir, cfg, predictor, _echo))
+
+    @app.command()
+    def export(
+        run_dir: Path = typer.Option(..., "--run", help="Run folder with a finished search."),
+        baselines: bool = typer.Option(True, help="Also export uniform hand-designed baselines."),
+        preset: Optional[str] = typer.Option(None, help="Measurement preset (default: the profile's protocol)."),
+        seed: int = typer.Option(0, help="Seed of the measurement order."),
+    ) -> None:
+        """Export the Pareto front to ONNX, re-measure latency, re-evaluate accuracy; write the manifest."""
+        from ..pipeline import export_run
+
+        _require_run(run_dir)
+        export_run(run_dir, _echo, baselines=baselines, preset=preset, seed=seed)
+        typer.echo(f"manifest: {run_dir / 'export' / 'manifest.json'}")
+
+    @app.command()
+    def report(run_dir: Path = typer.Option(..., "--run", help="Run folder with an export manifest.")) -> None:
+        """Write the Pareto plot, hypervolume plot, tables, markdown and HTML report."""
+        from ..report import write_report
+
+        _require_run(run_dir)
+        for kind, path in write_report(run_dir).items():
+            typer.echo(f"{kind}: {path}")
+
+
+def _validate_names(cfg) -> None:
+    """Fail on unknown task, device or algorithm names before any stage starts."""
+    import search
+    from hwprofiles import get_device
+
+    from supernet.tasks import task_names
+
+    name = cfg.task.name
+    if not name.startswith("npz:") and name not in task_names():
+        raise UserInputError(f"unknown task {name!r}; known: {task_names()} or npz:PATH")
+    try:
+        get_device(cfg.profile.device)
+    except ValueError as exc:
+        raise UserInputError(str(exc)) from None
+    if cfg.search.algorithm not in search.algorithm_names():
+        raise UserInputError(f"unknown search algorithm {cfg.search.algorithm!r}; known: {search.algorithm_names()}")

@@ -1,0 +1,150 @@
+"""Export the Pareto front (and uniform baselines), then measure every exported file again.
+
+For each model: extract from the supernet, export to ONNX with its quantization policy
+(the export checks itself against torch), measure its latency on the device with the
+profiling protocol, and evaluate the ONNX file's accuracy on the test split with
+onnxruntime, one example per call as deployed. The manifest records predicted and
+measured figures side by side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from supernet import Arch, LayerConfig, SearchSpace, arch_cost
+
+from ._io import atomic_write_json
+
+MANIFEST_SCHEMA = 1
+LATENCY_TOLERANCE = 0.10
+
+
+@dataclass(frozen=True)
+class ExportItem:
+    name: str
+    kind: str  # "front" or "baseline"
+    arch: Arch
+
+
+def uniform_baselines(space: SearchSpace) -> list[ExportItem]:
+    """Hand-designed models: one layer repeated, softmax attention, fp32 and int8 twins.
+
+    Four depth/width points from the smallest to the largest choices of the space.
+    """
+    attention = "softmax" if "softmax" in space.attentions else space.attentions[0]
+
+    def at(choices: tuple[int, ...], frac: float) -> int:
+        return choices[round(frac * (len(choices) - 1))]
+
+    points = sorted({(at(space.embed_dims, f), at(space.depths, f), at(space.heads, f), at(space.ffn_ratios, f))
+                     for f in (0.0, 0.34, 0.67, 1.0)})
+    items = []
+    for quant in [q for q in ("fp32", "int8") if q in space.quants]:
+        for embed, depth, heads, ratio in points:
+            arch = Arch(embed, (LayerConfig(heads, ratio, attention, quant),) * depth)
+            items.append(ExportItem(f"uniform-E{embed}-d{depth}-h{heads}-r{ratio}-{quant}", "baseline", arch))
+    return items
+
+
+def onnx_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
+    """Top-1 accuracy of an ONNX classifier, one example per call (deployment batch 1)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    preds = np.fromiter((int(session.run(None, {"x": x[i : i + 1]})[0].argmax()) for i in range(len(x))),
+                        dtype=np.int64, count=len(x))
+    return float((preds == y).mean())
+
+
+def export_models(
+    *,
+    supernet: Any,
+    space: SearchSpace,
+    task: Any,
+    items: list[ExportItem],
+    predict_ms: Callable[[list[Arch]], np.ndarray],
+    device: Any,
+    measure_config: Any,
+    out_dir: Path,
+    fingerprint: dict[str, Any],
+    seed: int = 0,
+    progress: Callable[[str], None] = lambda msg: None,
+) -> dict[str, Any]:
+    """Export, re-measure and re-evaluate `items`; write and return the manifest."""
+    from hwprofiles import measure_models
+    from supernet import export_onnx
+    from supernet.evaluate import evaluate_archs
+
+    model_dir = out_dir / "models"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    archs = [item.arch for item in items]
+    paths = []
+    for item in items:
+        path = model_dir / f"{item.name}.onnx"
+        check = export_onnx(supernet.extract(item.arch), path, seed=seed)
+        paths.append(path)
+        progress(f"exported {item.name}: {path.stat().st_size:,} bytes, parity rel err {check.rel_err:.1e}")
+    progress(f"measuring {len(paths)} exported models on device '{device.name}'")
+    measured = measure_models([str(p) for p in paths], device, task.spec, measure_config, seed=seed)
+    predicted = np.asarray(predict_ms(archs), dtype=float)
+    val_acc = evaluate_archs(supernet, archs, task.x_val, task.y_val)
+    test_acc = evaluate_archs(supernet, archs, task.x_test, task.y_test)
+    models = []
+    for i, item in enumerate(items):
+        onnx_acc = onnx_accuracy(paths[i], task.x_test, task.y_test)
+        m, pred = measured[i], float(predicted[i])
+        error = (pred - m.median_ms) / m.median_ms
+        cost = arch_cost(item.arch, space, task.spec)
+        models.append({
+            "name": item.name,
+            "kind": item.kind,
+            "arch": item.arch.to_dict(),
+            "arch_description": item.arch.describe(),
+            "onnx_path": str(paths[i].relative_to(out_dir.parent)),
+            "size_bytes": paths[i].stat().st_size,
+            "params": cost.params,
+            "flops": cost.flops,
+            "predicted_latency_ms": pred,
+            "measured_latency_ms": m.median_ms,
+            "measured_latency_p10_ms": m.p10_ms,
+            "measured_latency_p90_ms": m.p90_ms,
+            "measurement_flagged": m.flagged,
+            "latency_relative_error": error,
+            "latency_off_by_more_than_10pct": bool(abs(error) > LATENCY_TOLERANCE),
+            "supernet_val_accuracy": float(val_acc[i]),
+            "supernet_test_accuracy": float(test_acc[i]),
+            "onnx_test_accuracy": onnx_acc,
+        })
+    manifest = {
+        "schema_version": MANIFEST_SCHEMA,
+        "task": task.name,
+        "device": device.to_dict(),
+        "fingerprint": fingerprint,
+        "measure_config": measure_config.to_dict(),
+        "latency_tolerance": LATENCY_TOLERANCE,
+        "models": models,
+    }
+    atomic_write_json(out_dir / "manifest.json", manifest)
+    return manifest
+
+
+def comparison_lines(manifest: dict[str, Any]) -> list[str]:
+    """Predicted vs measured latency and supernet vs ONNX accuracy, one line per model."""
+    lines = [f"{'model':34s} {'predicted':>10s} {'measured':>10s} {'p10-p90':>17s} {'error':>7s} "
+             f"{'val':>6s} {'test':>6s} {'onnx':>6s}"]
+    for m in manifest["models"]:
+        flag = "  <- off by more than 10%" if m["latency_off_by_more_than_10pct"] else ""
+        lines.append(
+            f"{m['name'][:34]:34s} {m['predicted_latency_ms']:9.4f}ms {m['measured_latency_ms']:9.4f}ms "
+            f"{m['measured_latency_p10_ms']:7.4f}-{m['measured_latency_p90_ms']:7.4f}ms "
+            f"{m['latency_relative_error']:+7.1%} {m['supernet_val_accuracy']:6.1%} "
+            f"{m['supernet_test_accuracy']:6.1%} {m['onnx_test_accuracy']:6.1%}{flag}"
+        )
+    return lines

@@ -1,0 +1,360 @@
+"""The main job: train -> profile -> fit-predictor -> search -> export -> report.
+
+Each stage reads the previous stage's files in the run folder and writes its own:
+
+    RUN_DIR/run.json        config, stage status and wall time (resume state)
+    RUN_DIR/supernet/       checkpoint (safetensors + JSON)
+    RUN_DIR/profile/        device profile (parquet + JSON)
+    RUN_DIR/predictor/      latency predictor (JSON + npz)
+    RUN_DIR/search/         candidates.parquet, front.csv, hypervolume.csv, state
+    RUN_DIR/export/         ONNX files and manifest.json
+    RUN_DIR/report/         pareto.png, hypervolume.png, report.md, report.html
+
+Re-running on the same folder skips finished stages and resumes the interrupted one
+(training, profiling and search resume inside the stage).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ._errors import UserInputError
+from ._io import atomic_write_json
+from .config import RunConfig, config_from_dict
+
+STAGES = ("train", "profile", "fit-predictor", "search", "export", "report")
+RUN_SCHEMA = 1
+Echo = Callable[[str], None]
+
+
+# --------------------------------------------------------------------- run state
+@dataclass
+class RunState:
+    run_dir: Path
+    config: RunConfig
+    stages: dict[str, dict[str, Any]]
+
+    @property
+    def path(self) -> Path:
+        return self.run_dir / "run.json"
+
+    def save(self) -> None:
+        atomic_write_json(self.path, {"schema_version": RUN_SCHEMA, "config": self.config.to_dict(),
+                                      "stages": self.stages})
+
+    def done(self, stage: str) -> bool:
+        return self.stages.get(stage, {}).get("status") == "done"
+
+    def finish(self, stage: str, seconds: float, summary: str) -> None:
+        previous = self.stages.get(stage, {}).get("seconds", 0.0)
+        self.stages[stage] = {"status": "done", "seconds": round(previous + seconds, 2), "summary": summary}
+        self.save()
+
+    def interrupted(self, stage: str, seconds: float) -> None:
+        previous = self.stages.get(stage, {}).get("seconds", 0.0)
+        self.stages[stage] = {"status": "running", "seconds": round(previous + seconds, 2)}
+        self.save()
+
+
+def open_run(run_dir: Path, config: RunConfig | None) -> RunState:
+    """Open a run folder, creating it with `config`; a stored run keeps its own config.
+
+    Passing a config that differs from the stored one is refused (naming the settings),
+    so a resumed run never mixes two configurations.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / "run.json"
+    if path.exists():
+        try:
+            data = json.loads(path.read_text())
+            stored = config_from_dict(data["config"])
+            stages = dict(data["stages"])
+        except (ValueError, KeyError, TypeError, UserInputError) as exc:
+            raise UserInputError(f"{path} is not a valid run file ({exc}); use a new --run folder") from None
+        if config is not None and config != stored:
+            diff = _config_diff(stored.to_dict(), config.to_dict())
+            raise UserInputError(
+                f"run folder {run_dir} holds a run with other settings ({', '.join(diff[:4])}); "
+                "use a new --run folder or the same settings"
+            )
+        return RunState(run_dir, stored, stages)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise UserInputError(f"{run_dir} exists and is not an hwnas run folder (no run.json); choose another --run")
+    state = RunState(run_dir, config or RunConfig(), {})
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state.save()
+    return state
+
+
+def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _config_diff(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append(f"{prefix}{key}: {va!r} stored, {vb!r} given")
+    return out
+
+
+# --------------------------------------------------------------------- shared loaders
+def load_task(config: RunConfig):
+    from supernet.tasks import get_task
+
+    options = {"patch": config.task.patch} if config.task.patch is not None else {}
+    try:
+        return get_task(config.task.name, seed=config.seed, **options)
+    except ValueError as exc:
+        raise UserInputError(str(exc)) from None
+
+
+def load_supernet(run_dir: Path):
+    from supernet.checkpoint import load_checkpoint
+
+    folder = Path(run_dir) / "supernet"
+    if not folder.exists():
+        raise UserInputError(f"no supernet checkpoint in {folder}: run `hwnas train --out {run_dir}` first")
+    try:
+        return load_checkpoint(folder)
+    except ValueError as exc:
+        raise UserInputError(str(exc)) from None
+
+
+def load_predictor(path: Path, *, space=None):
+    from predictors import LatencyPredictor
+
+    if not Path(path).exists():
+        raise UserInputError(f"predictor {path} does not exist: run `hwnas fit-predictor` first")
+    try:
+        return LatencyPredictor.load(path, space=space)
+    except ValueError as exc:
+        raise UserInputError(str(exc)) from None
+
+
+def task_from_meta(meta: dict[str, Any]):
+    """The task a checkpoint was trained on, rebuilt from its metadata."""
+    from supernet.tasks import get_task
+
+    task = meta["task"]
+    try:
+        return get_task(task["name"], seed=task.get("seed", 0), **task.get("options", {}))
+    except ValueError as exc:
+        raise UserInputError(f"cannot rebuild the checkpoint's task: {exc}") from None
+
+
+# --------------------------------------------------------------------- stages
+def stage_train(state: RunState, echo: Echo) -> str:
+    from supernet.train import TrainConfig, train_supernet
+
+    c = state.config
+    task = load_task(c)
+    train = TrainConfig(epochs=c.train.epochs, batch_size=c.train.batch_size, lr=c.train.lr,
+                        k_random=c.train.k_random, seed=c.seed)
+    result = train_supernet(task, c.space_obj(), train, state.run_dir / "supernet", progress=True)
+    last = result.history[-1]
+    keys = [k for k in last if "acc" in k]
+    return f"{result.steps} updates; " + ", ".join(f"{k} {last[k]:.3f}" for k in keys)
+
+
+def stage_profile(state: RunState, echo: Echo) -> str:
+    from hwprofiles import MeasureConfig, get_device, profile_device
+
+    c = state.config
+    task = load_task(c)
+    try:
+        device = get_device(c.profile.device)
+        measure = MeasureConfig.preset(c.profile.preset)
+    except ValueError as exc:
+        raise UserInputError(str(exc)) from None
+    out = state.run_dir / "profile"
+    if c.executor.kind == "ray":
+        from .remote import profile_on_ray
+
+        profile = profile_on_ray(device, c.space_obj(), task.spec, n_samples=c.profile.samples, out_dir=out,
+                                 seed=c.seed, config=measure, address=c.executor.ray_address,
+                                 num_cpus=c.executor.num_cpus)
+    else:
+        profile = profile_device(device, c.space_obj(), task.spec, n_samples=c.profile.samples, out_dir=out,
+                                 seed=c.seed, config=measure, progress=True)
+    rep = profile.repeatability
+    ceiling = f"; repeatability {rep.within_10pct:.0%} within ±10%" if rep is not None else ""
+    return f"{len(profile.table)} subnets measured on '{device.name}'{ceiling}"
+
+
+def stage_fit(state: RunState, echo: Echo) -> str:
+    from hwprofiles import Profile
+    from predictors import fit_and_select
+
+    profile = Profile.load(state.run_dir / "profile")
+    best, table = fit_and_select(profile, seed=state.config.seed)
+    best.save(state.run_dir / "predictor")
+    atomic_write_json(state.run_dir / "predictor_comparison.json", json.loads(table.to_json(orient="records")))
+    echo(table.to_string(index=False))
+    return f"kept '{best.name}'"
+
+
+def build_problem(run_dir: Path, config: RunConfig, predictor, supernet, meta, task, executor=None):
+    """The search problem of a run: accuracy (expensive, val split) plus cheap objectives."""
+    import search
+
+    space = supernet.space
+    evaluate = executor.evaluate if executor is not None else None
+    if evaluate is None:
+        from supernet.evaluate import evaluate_archs
+
+        def evaluate(archs):
+            return evaluate_archs(supernet, archs, task.x_val, task.y_val)
+
+    makers = {
+        "accuracy": lambda: search.accuracy_objective(evaluate),
+        "latency": lambda: search.latency_objective(predictor.predict_archs),
+        "size": lambda: search.size_objective(space, task.spec),
+        "flops": lambda: search.flops_objective(space, task.spec),
+        "params": lambda: search.params_objective(space, task.spec),
+    }
+    objectives = [makers[name]() for name in config.search.objectives]
+    constraints = []
+    if config.search.max_latency_ms is not None:
+        constraints.append(search.max_latency_constraint(predictor.predict_archs, config.search.max_latency_ms))
+    if config.search.max_size_mb is not None:
+        constraints.append(search.max_size_constraint(space, task.spec, config.search.max_size_mb))
+    return search.SearchProblem(space, objectives, constraints)
+
+
+def search_run(run_dir: Path, config: RunConfig, predictor_path: Path, echo: Echo) -> str:
+    """Search for a run folder (also the body of `hwnas search`)."""
+    import search
+
+    from .progress import search_progress
+
+    supernet, meta = load_supernet(run_dir)
+    task = task_from_meta(meta)
+    predictor = load_predictor(predictor_path, space=supernet.space)
+    try:
+        algorithm = search.get_algorithm(config.search.algorithm)
+    except ValueError as exc:
+        raise UserInputError(str(exc)) from None
+    executor = None
+    if config.executor.kind == "ray":
+        from .executors import RayExecutor
+
+        executor = RayExecutor(run_dir / "supernet", task.x_val, task.y_val, address=config.executor.ray_address,
+                               num_workers=config.executor.num_cpus, num_cpus=config.executor.num_cpus)
+    try:
+        problem = build_problem(run_dir, config, predictor, supernet, meta, task, executor)
+        atomic_write_json(run_dir / "search" / "search.json", {
+            "predictor": str(Path(predictor_path).resolve()), "algorithm": config.search.algorithm,
+            "budget": config.search.budget, "seed": config.seed, "objectives": list(config.search.objectives),
+            "max_latency_ms": config.search.max_latency_ms, "max_size_mb": config.search.max_size_mb,
+            "executor": config.executor.kind,
+        })
+        with search_progress(config.search.budget) as progress:
+            try:
+                result = search.run_search(problem, algorithm, budget=config.search.budget, seed=config.seed,
+                                           out_dir=run_dir / "search", progress=progress)
+            except ValueError as exc:
+                raise UserInputError(str(exc)) from None
+    finally:
+        if executor is not None:
+            executor.close()
+    hv = result.hypervolume[-1] if len(result.hypervolume) else float("nan")
+    return f"{len(result.candidates)} evaluated, {len(result.front)} on the front, hypervolume {hv:.4f}"
+
+
+def stage_search(state: RunState, echo: Echo) -> str:
+    return search_run(state.run_dir, state.config, state.run_dir / "predictor", echo)
+
+
+def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str | None = None,
+               seed: int = 0) -> dict[str, Any]:
+    """Export the run's Pareto front and baselines, re-measured (the body of `hwnas export`)."""
+    import pandas as pd
+
+    from hwprofiles import MeasureConfig, Profile, fingerprint
+
+    from .exporting import ExportItem, comparison_lines, export_models, uniform_baselines
+    from supernet import Arch
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserInputError(f"run folder {run_dir} does not exist")
+    front_path = run_dir / "search" / "front.csv"
+    if not front_path.exists():
+        raise UserInputError(f"{front_path} does not exist: run `hwnas search --run {run_dir}` first")
+    supernet, meta = load_supernet(run_dir)
+    task = task_from_meta(meta)
+    search_meta = json.loads((run_dir / "search" / "search.json").read_text())
+    predictor = load_predictor(Path(search_meta["predictor"]), space=supernet.space)
+    try:
+        front = pd.read_csv(front_path)
+        archs = [Arch.from_json(a) for a in front["arch"]]
+    except (ValueError, KeyError) as exc:
+        raise UserInputError(f"{front_path} is not a valid front file: {exc}") from None
+    items = [ExportItem(f"front-{i:02d}", "front", a) for i, a in enumerate(archs)]
+    if baselines:
+        items += uniform_baselines(supernet.space)
+    device = predictor.device
+    profile_dir = run_dir / "profile"
+    if preset is None and (profile_dir / "profile.json").exists():
+        measure = MeasureConfig(**Profile.load(profile_dir).meta["measure_config"])
+    else:
+        measure = MeasureConfig.preset(preset or "default")
+    manifest = export_models(
+        supernet=supernet, space=supernet.space, task=task, items=items, predict_ms=predictor.predict_archs,
+        device=device, measure_config=measure, out_dir=run_dir / "export", fingerprint=fingerprint(),
+        seed=seed, progress=echo,
+    )
+    for line in comparison_lines(manifest):
+        echo(line)
+    return manifest
+
+
+def stage_export(state: RunState, echo: Echo) -> str:
+    manifest = export_run(state.run_dir, echo, baselines=state.config.export.baselines, seed=state.config.seed)
+    front = [m for m in manifest["models"] if m["kind"] == "front"]
+    off = sum(m["latency_off_by_more_than_10pct"] for m in front)
+    return f"{len(front)} front models + {len(manifest['models']) - len(front)} baselines; {off} off by >10%"
+
+
+def stage_report(state: RunState, echo: Echo) -> str:
+    from .report import write_report
+
+    paths = write_report(state.run_dir)
+    return f"{paths['markdown']} and {paths['html']}"
+
+
+_STAGE_FNS = {"train": stage_train, "profile": stage_profile, "fit-predictor": stage_fit,
+              "search": stage_search, "export": stage_export, "report": stage_report}
+
+
+def run_pipeline(run_dir: Path, config: RunConfig | None, *, echo: Echo = print) -> RunState:
+    """Run every unfinished stage in order; return the state with stage times."""
+    state = open_run(run_dir, config)
+    for stage in STAGES:
+        if state.done(stage):
+            echo(f"[{stage}] already done ({state.stages[stage]['seconds']:.1f} s): {state.stages[stage]['summary']}")
+            continue
+        echo(f"[{stage}] ...")
+        t0 = time.perf_counter()
+        try:
+            summary = _STAGE_FNS[stage](state, echo)
+        except BaseException:
+            state.interrupted(stage, time.perf_counter() - t0)
+            raise
+        state.finish(stage, time.perf_counter() - t0, summary)
+        echo(f"[{stage}] done in {state.stages[stage]['seconds']:.1f} s: {summary}")
+    total = sum(s["seconds"] for s in state.stages.values())
+    echo(f"run finished: {state.run_dir} (stage times add up to {total:.1f} s)")
+    return state
+
+
+def stage_times(state: RunState) -> dict[str, float]:
+    return {name: float(state.stages[name]["seconds"]) for name in STAGES if name in state.stages}
+
+
+__all__ = ["RunState", "STAGES", "open_run", "run_pipeline", "export_run", "search_run", "stage_times",
+           "build_problem"]
