@@ -1,1 +1,17 @@
 """Device specs, the latency measurement protocol, profiling and stored device profiles."""
+
+from ._backends import Runner, backend_names, backend_unavailable_reason, register_backend
+from ._device import DeviceSpec, device_names, get_device
+from ._fingerprint import compare_fingerprints, fingerprint
+from ._kit import import_kit_results, write_kit
+from ._measure import MeasureConfig, Measurement, measure_models
+from ._models import BlockKey, arch_blocks, block_keys
+from ._profile import Profile, Repeatability, profile_device
+from ._sampling import coverage_archs, sample_profile_archs
+
+__all__ = [
+    "BlockKey", "DeviceSpec", "MeasureConfig", "Measurement", "Profile", "Repeatability", "Runner",
+    "arch_blocks", "backend_names", "backend_unavailable_reason", "block_keys", "compare_fingerprints",
+    "coverage_archs", "device_names", "fingerprint", "get_device", "import_kit_results", "measure_models",
+    "profile_device", "register_backend", "sample_profile_archs", "write_kit",
+]

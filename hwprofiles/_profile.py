@@ -1,0 +1,363 @@
+"""Device profiles: measured subnets (and optionally blocks) of one space on one device.
+
+A profile folder holds
+- ``profile.json``: schema version, device spec, environment fingerprint, space, input
+  spec, seed, measurement protocol, profiling time, repeatability;
+- ``measurements.parquet``: one row per subnet (arch JSON, genome, median/p10/p90 ms,
+  spread, raw timings, attempts, flagged);
+- ``blocks.parquet`` (optional): the same statistics per distinct block;
+- ``repeat.parquet``: a second, independent measurement of a subset of the subnets.
+
+Every file is written atomically (temp file, then rename) after each chunk of models, so
+a profile killed midway resumes without re-measuring what is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+import warnings
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+from supernet import Arch, InputSpec, SearchSpace
+
+from ._backends import backend_unavailable_reason
+from ._device import DeviceSpec, get_device
+from ._fingerprint import compare_fingerprints, fingerprint
+from ._measure import MeasureConfig, Measurement, measure_shaped
+from ._models import BlockKey, block_keys, block_model_for, deploy_spec, model_for
+from ._sampling import sample_profile_archs
+
+SCHEMA_VERSION = 1
+META, TABLE, BLOCKS, REPEAT = "profile.json", "measurements.parquet", "blocks.parquet", "repeat.parquet"
+STAT_COLUMNS = ["median_ms", "p10_ms", "p90_ms", "spread", "raw_ms", "attempts", "flagged"]
+TABLE_COLUMNS = ["arch", "genome", "embed_dim", "depth", *STAT_COLUMNS]
+
+
+@dataclass(frozen=True)
+class Repeatability:
+    """Agreement of two independent measurements of the same subnets: the predictor ceiling."""
+
+    n: int
+    within_5: float
+    within_10: float
+    mape: float
+
+    @classmethod
+    def between(cls, first: np.ndarray, second: np.ndarray) -> "Repeatability":
+        rel = np.abs(np.asarray(second) - np.asarray(first)) / np.asarray(first)
+        return cls(int(rel.size), float(np.mean(rel <= 0.05)), float(np.mean(rel <= 0.10)), float(100 * rel.mean()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------- files
+def write_json_atomic(path: Path, data: Any) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def write_parquet_atomic(path: Path, frame: pd.DataFrame) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _stat_row(m: Measurement) -> dict[str, Any]:
+    return {"median_ms": m.median_ms, "p10_ms": m.p10_ms, "p90_ms": m.p90_ms, "spread": m.spread,
+            "raw_ms": list(m.raw_ms), "attempts": m.attempts, "flagged": m.flagged}
+
+
+def arch_row(arch: Arch, space: SearchSpace, m: Measurement) -> dict[str, Any]:
+    return {"arch": arch.to_json(), "genome": space.encode(arch).tolist(), "embed_dim": arch.embed_dim,
+            "depth": arch.depth, **_stat_row(m)}
+
+
+def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=columns)
+
+
+# ------------------------------------------------------------------------- Profile
+class Profile:
+    """A stored device profile (see the module docstring); read it with `Profile.load`."""
+
+    def __init__(self, path: Path, meta: dict[str, Any], table: pd.DataFrame,
+                 blocks: pd.DataFrame | None = None, repeat: pd.DataFrame | None = None) -> None:
+        self.path, self.meta, self.table, self.blocks, self.repeat = Path(path), meta, table, blocks, repeat
+
+    @property
+    def device(self) -> DeviceSpec:
+        return DeviceSpec.from_dict(self.meta["device"])
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        return self.meta["fingerprint"]
+
+    @property
+    def space(self) -> SearchSpace:
+        return SearchSpace.from_dict(self.meta["space"])
+
+    @property
+    def spec(self) -> InputSpec:
+        return InputSpec(**self.meta["spec"])
+
+    @property
+    def remote(self) -> bool:
+        """True for profiles measured elsewhere (a profiling kit), not on this machine."""
+        return bool(self.meta.get("remote", False))
+
+    @property
+    def profiling_seconds(self) -> float:
+        return float(self.meta.get("profiling_seconds", 0.0))
+
+    def archs(self) -> list[Arch]:
+        return [Arch.from_json(s) for s in self.table["arch"]]
+
+    @property
+    def latency_ms(self) -> np.ndarray:
+        return self.table["median_ms"].to_numpy(dtype=np.float64)
+
+    @property
+    def repeatability(self) -> Repeatability | None:
+        if self.repeat is None or self.repeat.empty:
+            return None
+        first = self.table.set_index("arch")["median_ms"]
+        joined = self.repeat.join(first, on="arch", how="inner")
+        if joined.empty:
+            return None
+        return Repeatability.between(joined["median_ms"].to_numpy(), joined["repeat_median_ms"].to_numpy())
+
+    def block_costs(self) -> dict[str, float]:
+        """Median ms of each measured block, by block name (empty without block measurements)."""
+        if self.blocks is None or self.blocks.empty:
+            return {}
+        return dict(zip(self.blocks["block"], self.blocks["median_ms"].astype(float)))
+
+    def environment_differences(self) -> list[str]:
+        """How this machine differs from the one profiled (empty for remote profiles)."""
+        return [] if self.remote else compare_fingerprints(self.fingerprint, fingerprint())
+
+    def reference(self) -> dict[str, Any]:
+        """What a predictor records about the profile it came from."""
+        return {"path": str(self.path.resolve()), "device": self.device.to_dict(), "n_rows": int(len(self.table)),
+                "fingerprint": self.fingerprint, "created": self.meta.get("created"),
+                "repeatability": None if self.repeatability is None else self.repeatability.to_dict()}
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Profile":
+        """Read a profile folder; a missing or corrupt one raises one clear ValueError."""
+        path = Path(path)
+        meta_path = path / META
+        if not meta_path.is_file():
+            raise ValueError(f"no device profile at {path} (missing {META})")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"corrupt device profile at {path}: cannot read {META} ({exc})") from None
+        if not isinstance(meta, dict) or meta.get("kind") != "hwnas-profile":
+            raise ValueError(f"{meta_path} is not an hwnas device profile")
+        if meta.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(f"profile schema version must be {SCHEMA_VERSION}, got {meta.get('schema_version')!r}")
+        try:
+            DeviceSpec.from_dict(meta["device"]), SearchSpace.from_dict(meta["space"]), InputSpec(**meta["spec"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"corrupt device profile at {path}: {exc}") from None
+        tables = {}
+        for name, required in ((TABLE, TABLE_COLUMNS), (BLOCKS, ["block", *STAT_COLUMNS]),
+                               (REPEAT, ["arch", "repeat_median_ms"])):
+            file = path / name
+            if not file.exists():
+                tables[name] = _frame([], TABLE_COLUMNS) if name == TABLE else None
+                continue
+            try:
+                frame = pd.read_parquet(file)
+            except Exception as exc:  # pyarrow raises several types for a damaged file
+                raise ValueError(f"corrupt device profile at {path}: cannot read {name} ({exc})") from None
+            missing = [c for c in required if c not in frame.columns]
+            if missing:
+                raise ValueError(f"corrupt device profile at {path}: {name} lacks columns {missing}")
+            tables[name] = frame
+        return cls(path, meta, tables[TABLE], tables[BLOCKS], tables[REPEAT])
+
+    def __repr__(self) -> str:
+        return f"Profile({str(self.path)!r}, device={self.device.name!r}, rows={len(self.table)})"
+
+
+def new_meta(device: DeviceSpec, space: SearchSpace, spec: InputSpec, *, seed: int, config: MeasureConfig,
+             env: dict[str, Any], remote: bool, source: str) -> dict[str, Any]:
+    return {"kind": "hwnas-profile", "schema_version": SCHEMA_VERSION, "device": device.to_dict(),
+            "fingerprint": env, "space": space.to_dict(), "spec": spec.to_dict(), "seed": seed,
+            "config": config.to_dict(), "remote": remote, "source": source,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "profiling_seconds": 0.0,
+            "seconds": {}}
+
+
+def _open_or_create(out_dir: Path, device: DeviceSpec, space: SearchSpace, spec: InputSpec, seed: int,
+                    config: MeasureConfig) -> Profile:
+    if (out_dir / META).exists():
+        profile = Profile.load(out_dir)
+        for label, stored, wanted in (("device", profile.device, device), ("search space", profile.space, space),
+                                      ("input spec", profile.spec, spec)):
+            if stored != wanted:
+                raise ValueError(f"{out_dir} holds a profile of another {label} ({stored} != {wanted}); "
+                                 f"choose another folder")
+        differences = profile.environment_differences()
+        if differences:
+            warnings.warn(f"resuming profile {out_dir} on a different machine: {'; '.join(differences)}",
+                          stacklevel=3)
+        return profile
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise ValueError(f"{out_dir} exists and is not a device profile; choose an empty or new folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = new_meta(device, space, spec, seed=seed, config=config, env=fingerprint(), remote=False, source="local")
+    write_json_atomic(out_dir / META, meta)
+    return Profile(out_dir, meta, _frame([], TABLE_COLUMNS))
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[..., Any]]:
+    """Yields `add(description, total) -> advance(n)`; silent when disabled."""
+    if not enabled:
+        yield lambda description, total: (lambda n=1: None)
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+        TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), transient=False) as bar:
+        def add(description: str, total: int) -> Callable[[int], None]:
+            task = bar.add_task(description, total=total)
+            return lambda n=1: bar.advance(task, n)
+        yield add
+
+
+def _repeat_subset(archs: Sequence[Arch], fraction: float) -> list[Arch]:
+    if fraction <= 0 or len(archs) < 2:
+        return []
+    n = min(len(archs), max(10, math.ceil(fraction * len(archs))))
+    return [archs[int(i)] for i in np.unique(np.linspace(0, len(archs) - 1, n).round().astype(int))]
+
+
+def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec, *, n_samples: int,
+                   out_dir: str | Path, seed: int = 0, blocks: bool = False, progress: bool = True,
+                   config: MeasureConfig | None = None, archs: Sequence[Arch] | None = None,
+                   onnx_cache: str | Path | None = None, repeat_fraction: float = 0.1,
+                   chunk_size: int = 25) -> Profile:
+    """Measure `n_samples` subnets of `space` on `device` into the profile folder `out_dir`.
+
+    Subnets: `sample_profile_archs(space, n_samples, seed)` (extremes and every choice
+    first), or the given `archs`. Rows already stored are not measured again, so an
+    interrupted run resumes. `blocks` also measures every distinct block for a lookup
+    table. A `repeat_fraction` of the subnets (at least 10) is measured a second time,
+    independently, at the end: `Profile.repeatability`. ONNX files go to a temporary
+    folder, or to `onnx_cache` to be reused by later profiles.
+    """
+    device = get_device(device)
+    reason = backend_unavailable_reason(device.backend)
+    if reason:
+        raise ValueError(f"device {device.name} ({device.backend}) cannot run here: {reason}")
+    config = config or MeasureConfig()
+    if archs is None:
+        archs = sample_profile_archs(space, n_samples, seed)
+    else:
+        archs = [space.validate(a) for a in archs]
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    out_dir = Path(out_dir)
+    dspec = deploy_spec(spec, device)
+    profile = _open_or_create(out_dir, device, space, spec, seed, config)
+    meta = profile.meta
+    net = None
+
+    def supernet() -> Any:
+        nonlocal net
+        if net is None:
+            from supernet import Supernet
+
+            net = Supernet(space, dspec, seed=seed)
+        return net
+
+    shape = (device.batch, dspec.seq_len, dspec.in_features)
+    done = set(profile.table["arch"])
+    todo = [a for a in archs if a.to_json() not in done]
+    rows = profile.table.to_dict("records")
+    block_rows = [] if profile.blocks is None else profile.blocks.to_dict("records")
+    todo_blocks = [k for k in block_keys(space) if k.name not in {r["block"] for r in block_rows}] if blocks else []
+    repeat_rows = [] if profile.repeat is None else profile.repeat.to_dict("records")
+    repeated = {r["arch"] for r in repeat_rows}
+    todo_repeat = [a for a in _repeat_subset(archs, repeat_fraction) if a.to_json() not in repeated]
+
+    def save_meta(phase: str, t0: float) -> None:
+        meta["profiling_seconds"] = float(meta.get("profiling_seconds", 0.0)) + time.perf_counter() - t0
+        meta.setdefault("seconds", {})[phase] = meta.get("seconds", {}).get(phase, 0.0) + time.perf_counter() - t0
+        write_json_atomic(out_dir / META, meta)
+
+    cache = nullcontext(Path(onnx_cache)) if onnx_cache else tempfile.TemporaryDirectory(prefix="hwnas-profile-")
+    with cache as folder, _progress(progress) as add:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        if todo:
+            advance = add(f"profiling {device.name}", len(todo))
+            for c, i in enumerate(range(0, len(todo), chunk_size)):
+                t0 = time.perf_counter()
+                chunk = todo[i : i + chunk_size]
+                models = [model_for(supernet(), a, device, folder) for a in chunk]
+                results = measure_shaped(models, device, [shape] * len(models), config, seed=seed + len(rows))
+                rows += [arch_row(a, space, m) for a, m in zip(chunk, results)]
+                write_parquet_atomic(out_dir / TABLE, _frame(rows, TABLE_COLUMNS))
+                if not onnx_cache:
+                    for m in models:
+                        if isinstance(m, Path):
+                            m.unlink(missing_ok=True)
+                save_meta("subnets", t0)
+                advance(len(chunk))
+        if todo_blocks:
+            advance = add(f"blocks of {device.name}", len(todo_blocks))
+            for i in range(0, len(todo_blocks), chunk_size):
+                t0 = time.perf_counter()
+                chunk = todo_blocks[i : i + chunk_size]
+                built = [block_model_for(supernet(), k, device, folder, dspec.seq_len) for k in chunk]
+                shapes = [(device.batch, dspec.seq_len, features) for _, features in built]
+                results = measure_shaped([m for m, _ in built], device, shapes, config, seed=seed + 7 + i)
+                block_rows += [_block_row(k, m) for k, m in zip(chunk, results)]
+                write_parquet_atomic(out_dir / BLOCKS, pd.DataFrame(block_rows))
+                save_meta("blocks", t0)
+                advance(len(chunk))
+        if todo_repeat:
+            advance = add(f"repeatability of {device.name}", len(todo_repeat))
+            t0 = time.perf_counter()
+            for i in range(0, len(todo_repeat), chunk_size):
+                chunk = todo_repeat[i : i + chunk_size]
+                models = [model_for(supernet(), a, device, folder) for a in chunk]
+                results = measure_shaped(models, device, [shape] * len(models), config, seed=seed + 10_007 + i)
+                repeat_rows += [{"arch": a.to_json(), "repeat_median_ms": m.median_ms, "repeat_flagged": m.flagged}
+                                for a, m in zip(chunk, results)]
+                advance(len(chunk))
+            write_parquet_atomic(out_dir / REPEAT, pd.DataFrame(repeat_rows))
+            save_meta("repeat", t0)
+    loaded = Profile.load(out_dir)
+    if loaded.repeatability is not None:
+        meta["repeatability"] = loaded.repeatability.to_dict()
+        write_json_atomic(out_dir / META, meta)
+        loaded.meta = meta
+    return loaded
+
+
+def _block_row(key: BlockKey, m: Measurement) -> dict[str, Any]:
+    return {"block": key.name, "kind": key.kind, "embed_dim": key.embed_dim, "heads": key.heads,
+            "ffn_ratio": key.ffn_ratio, "attention": key.attention, "quant": key.quant, **_stat_row(m)}
