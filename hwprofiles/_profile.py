@@ -155,7 +155,7 @@ class Profile:
     def reference(self) -> dict[str, Any]:
         """What a predictor records about the profile it came from."""
         return {"path": str(self.path.resolve()), "device": self.device.to_dict(), "n_rows": int(len(self.table)),
-                "fingerprint": self.fingerprint, "created": self.meta.get("created"),
+                "fingerprint": self.fingerprint, "remote": self.remote, "created": self.meta.get("created"),
                 "repeatability": None if self.repeatability is None else self.repeatability.to_dict()}
 
     @classmethod

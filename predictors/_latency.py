@@ -1,0 +1,169 @@
+"""`LatencyPredictor`: an estimator bound to its features, space, device and profile.
+
+Saved as one safetensors file: the learned arrays as tensors and a JSON header (in the
+file's metadata under ``hwnas``) with the schema version, estimator description, feature
+groups and schema, space fingerprint, device, profile reference, held-out metrics and
+library versions. No pickle. Loading against another space or device fails clearly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import warnings
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from hwprofiles import DeviceSpec, compare_fingerprints, fingerprint, get_device
+from supernet import Arch, SearchSpace
+
+from ._base import Estimator
+from .features import FeatureSchema
+
+SCHEMA_VERSION = 1
+KIND = "hwnas-latency-predictor"
+
+
+def library_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for package in ("hwnas", "numpy", "scipy", "scikit-learn", "safetensors"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = None
+    return out
+
+
+class LatencyPredictor:
+    """Predicts latency (ms) of architectures of one space on one device."""
+
+    def __init__(self, estimator: Estimator, schema: FeatureSchema, groups: Sequence[str], device: DeviceSpec, *,
+                 profile: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
+                 versions: dict[str, Any] | None = None) -> None:
+        self.estimator, self.schema = estimator, schema
+        self.groups = FeatureSchema.check_groups(groups)
+        self.device, self.profile = device, profile or {}
+        self.metrics = metrics or {}
+        self.versions = versions or library_versions()
+
+    @property
+    def name(self) -> str:
+        return self.estimator.name
+
+    @property
+    def space(self) -> SearchSpace:
+        return self.schema.space
+
+    def features(self, archs: Sequence[Arch]) -> np.ndarray:
+        return self.schema.transform(archs, self.groups)
+
+    def fit_archs(self, archs: Sequence[Arch], latency_ms: np.ndarray) -> "LatencyPredictor":
+        self.estimator.fit(self.features(archs), np.asarray(latency_ms, dtype=np.float64))
+        return self
+
+    def predict_archs(self, archs: Sequence[Arch]) -> np.ndarray:
+        """Predicted latency in ms, one per architecture."""
+        if len(archs) == 0:
+            return np.zeros(0)
+        return self.estimator.predict(self.features(archs))
+
+    # ------------------------------------------------------------------ adaptation
+    def adapt(self, archs: Sequence[Arch], latency_ms: np.ndarray, device: DeviceSpec | str, *,
+              shrinkage: float = 1.0, profile: dict[str, Any] | None = None) -> "LatencyPredictor":
+        """A predictor for `device` from this one and a few (k <= ~20) measurements there."""
+        from ._estimators import CalibratedPredictor
+
+        base = self.estimator.base if isinstance(self.estimator, CalibratedPredictor) else self.estimator
+        calibrated = CalibratedPredictor(base=base, shrinkage=shrinkage)
+        calibrated.fit(self.features(archs), np.asarray(latency_ms, dtype=np.float64))
+        source = {"device": self.device.to_dict(), "profile": self.profile}
+        return LatencyPredictor(calibrated, self.schema, self.groups, get_device(device),
+                                profile=profile or {"adapted_from": source, "n_rows": len(archs)})
+
+    # ------------------------------------------------------------------ persistence
+    def to_header(self) -> dict[str, Any]:
+        desc, _ = self.estimator.get_state()
+        return {"kind": KIND, "schema_version": SCHEMA_VERSION, "estimator": desc, "groups": list(self.groups),
+                "feature_names": self.schema.names(self.groups), "schema": self.schema.to_dict(),
+                "space_fingerprint": self.space.fingerprint(), "device": self.device.to_dict(),
+                "profile": self.profile, "metrics": self.metrics, "versions": self.versions,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+    def save(self, path: str | Path) -> Path:
+        """Write the predictor to `path` (one safetensors file), atomically."""
+        from safetensors.numpy import save_file
+
+        self.estimator._check_fitted()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _, arrays = self.estimator.get_state()
+        header = json.dumps(self.to_header(), sort_keys=True, default=_json_default)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        os.close(fd)
+        try:
+            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, tmp, metadata={"hwnas": header})
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, *, space: SearchSpace | None = None,
+             device: DeviceSpec | str | None = None) -> "LatencyPredictor":
+        """Read a saved predictor; `space` / `device`, when given, must be the ones it was fitted for."""
+        from safetensors import SafetensorError, safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"no latency predictor at {path}")
+        try:
+            with safe_open(str(path), framework="np") as fh:
+                header = json.loads((fh.metadata() or {})["hwnas"])
+                arrays = {k: fh.get_tensor(k) for k in fh.keys()}
+        except (SafetensorError, OSError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path} is not a readable hwnas latency predictor ({type(exc).__name__}: {exc})") \
+                from None
+        if not isinstance(header, dict) or header.get("kind") != KIND:
+            raise ValueError(f"{path} is not an hwnas latency predictor")
+        if header.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(f"predictor schema version must be {SCHEMA_VERSION}, got {header.get('schema_version')!r}")
+        if space is not None and space.fingerprint() != header["space_fingerprint"]:
+            raise ValueError(f"predictor {path} was fitted for another search space: {header['space_fingerprint']} "
+                             f"!= {space.fingerprint()}")
+        stored_device = DeviceSpec.from_dict(header["device"])
+        if device is not None:
+            wanted = get_device(device)
+            if wanted != stored_device:
+                raise ValueError(f"predictor {path} was fitted for device {stored_device}, not {wanted}")
+        try:
+            estimator = Estimator.from_state(header["estimator"], arrays)
+            schema = FeatureSchema.from_dict(header["schema"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"corrupt latency predictor {path}: {exc}") from None
+        if schema.names(header["groups"]) != header["feature_names"]:
+            raise ValueError(f"predictor {path} has a feature schema this version cannot rebuild")
+        profile = header.get("profile") or {}
+        if profile.get("fingerprint") and not profile.get("remote"):
+            differences = compare_fingerprints(profile["fingerprint"], fingerprint())
+            if differences:
+                warnings.warn(f"predictor {path} was profiled on a different machine: {'; '.join(differences)}",
+                              stacklevel=2)
+        return cls(estimator, schema, header["groups"], stored_device, profile=profile,
+                   metrics=header.get("metrics"), versions=header.get("versions"))
+
+    def __repr__(self) -> str:
+        return f"LatencyPredictor({self.estimator!r}, device={self.device.name!r}, groups={self.groups})"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot store {type(value).__name__} in a predictor header")

@@ -1,0 +1,108 @@
+"""Fit every registered predictor on a profile, compare on a held-out split, keep the best."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from hwprofiles import Profile
+from supernet import Arch
+
+from ._base import get_predictor
+from ._latency import LatencyPredictor
+from .features import FeatureSchema
+from .metrics import latency_metrics
+
+DEFAULT_NAMES = ("lut", "ridge", "gbt", "mlp", "hybrid")
+_MODEL_GROUPS = ("global", "layers", "analytic")
+
+
+def build_predictor(name: str, schema: FeatureSchema, device: Any, *, block_costs: dict[str, float] | None = None,
+                    seed: int = 0, profile: dict[str, Any] | None = None) -> LatencyPredictor:
+    """An unfitted `LatencyPredictor` for a registered estimator with its default feature groups.
+
+    The lookup-table estimators use measured block costs when `block_costs` covers every
+    block of the space, and otherwise fit component costs from whole-model measurements.
+    """
+    costs = None
+    if block_costs:
+        names = schema.names(["blocks"])
+        if all(n in block_costs for n in names):
+            costs = np.array([block_costs[n] for n in names])
+    lut_group = "blocks" if costs is not None else "components"
+    if name == "lut":
+        est, groups = get_predictor("lut", block_costs=costs), (lut_group,)
+    elif name == "ridge":
+        est, groups = get_predictor("ridge"), ("components", *_MODEL_GROUPS)
+    elif name == "gbt":
+        est, groups = get_predictor("gbt", random_state=seed), _MODEL_GROUPS
+    elif name == "mlp":
+        est, groups = get_predictor("mlp", random_state=seed), _MODEL_GROUPS
+    elif name == "hybrid":
+        n_lut = len(schema.names([lut_group]))
+        est, groups = get_predictor("hybrid", n_lut_columns=n_lut, block_costs=costs), (lut_group, *_MODEL_GROUPS)
+    else:
+        raise ValueError(f"no default setup for predictor {name!r}; known: {list(DEFAULT_NAMES)}")
+    return LatencyPredictor(est, schema, groups, device, profile=profile)
+
+
+def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction!r}")
+    if n < 4:
+        raise ValueError(f"a profile needs at least 4 measured subnets to fit and compare predictors, got {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = max(1, int(round(test_fraction * n)))
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def compare_predictors(schema: FeatureSchema, device: Any, train: tuple[Sequence[Arch], np.ndarray],
+                       test: tuple[Sequence[Arch], np.ndarray], *, names: Sequence[str] = DEFAULT_NAMES,
+                       block_costs: dict[str, float] | None = None, seed: int = 0
+                       ) -> tuple[dict[str, LatencyPredictor], pd.DataFrame]:
+    """Fit each named predictor on `train`, score it on `test`: (fitted predictors, metric table)."""
+    fitted, rows = {}, []
+    for name in names:
+        pred = build_predictor(name, schema, device, block_costs=block_costs, seed=seed)
+        t0 = time.perf_counter()
+        pred.fit_archs(*train)
+        fit_s = time.perf_counter() - t0
+        metrics = latency_metrics(test[1], pred.predict_archs(test[0]))
+        fitted[name] = pred
+        rows.append({"predictor": name, **metrics, "fit_seconds": fit_s, "n_train": len(train[0]),
+                     "n_test": len(test[0])})
+    return fitted, pd.DataFrame(rows)
+
+
+def fit_and_select(profile: Profile, *, seed: int = 0, names: Sequence[str] = DEFAULT_NAMES,
+                   test_fraction: float = 0.25) -> tuple[LatencyPredictor, pd.DataFrame]:
+    """Fit `names` on a random train split of `profile`, compare them on the held-out rest.
+
+    The best by held-out share within ±10%, then by MAPE, is refitted on every row and
+    returned with the comparison table; the table's last row is the repeatability
+    ceiling (two independent measurements of the same subnets) when the profile has one.
+    """
+    archs, y = profile.archs(), profile.latency_ms
+    train_idx, test_idx = split_indices(len(archs), test_fraction, seed)
+    schema = FeatureSchema(profile.space, profile.spec)
+    pick = lambda idx: ([archs[i] for i in idx], y[idx])  # noqa: E731
+    _, table = compare_predictors(schema, profile.device, pick(train_idx), pick(test_idx), names=names,
+                                  block_costs=profile.block_costs(), seed=seed)
+    best_row = table.sort_values(["within_10", "mape"], ascending=[False, True]).iloc[0]
+    best = build_predictor(best_row["predictor"], schema, profile.device, block_costs=profile.block_costs(),
+                           seed=seed, profile=profile.reference())
+    best.fit_archs(archs, y)
+    ceiling = profile.repeatability
+    best.metrics = {"held_out": {k: (float(v) if isinstance(v, (float, np.floating)) else v)
+                                 for k, v in best_row.to_dict().items()},
+                    "repeatability": None if ceiling is None else ceiling.to_dict(),
+                    "selected_by": "held-out within_10, then mape"}
+    if ceiling is not None:
+        table = pd.concat([table, pd.DataFrame([{"predictor": "repeatability (ceiling)", "mape": ceiling.mape,
+                                                 "within_5": ceiling.within_5, "within_10": ceiling.within_10,
+                                                 "n_test": ceiling.n}])], ignore_index=True)
+    table["selected"] = table["predictor"] == best_row["predictor"]
+    return best, table
