@@ -57,6 +57,14 @@ class Repeatability:
         rel = np.abs(np.asarray(second) - np.asarray(first)) / np.asarray(first)
         return cls(int(rel.size), float(np.mean(rel <= 0.05)), float(np.mean(rel <= 0.10)), float(100 * rel.mean()))
 
+    @property
+    def within_10pct(self) -> float:
+        return self.within_10
+
+    @property
+    def within_5pct(self) -> float:
+        return self.within_5
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -120,6 +128,10 @@ class Profile:
     def remote(self) -> bool:
         """True for profiles measured elsewhere (a profiling kit), not on this machine."""
         return bool(self.meta.get("remote", False))
+
+    @property
+    def measure_config(self) -> MeasureConfig:
+        return MeasureConfig(**self.meta["measure_config"])
 
     @property
     def profiling_seconds(self) -> float:
@@ -202,7 +214,7 @@ def new_meta(device: DeviceSpec, space: SearchSpace, spec: InputSpec, *, seed: i
              env: dict[str, Any], remote: bool, source: str) -> dict[str, Any]:
     return {"kind": "hwnas-profile", "schema_version": SCHEMA_VERSION, "device": device.to_dict(),
             "fingerprint": env, "space": space.to_dict(), "spec": spec.to_dict(), "seed": seed,
-            "config": config.to_dict(), "remote": remote, "source": source,
+            "measure_config": config.to_dict(), "remote": remote, "source": source,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "profiling_seconds": 0.0,
             "seconds": {}}
 

@@ -20,7 +20,8 @@ app = typer.Typer(
 )
 
 # Command modules, each with `register(app)`; later stages append theirs here.
-COMMAND_MODULES = ["runners.commands.demo", "runners.commands.pipeline"]
+COMMAND_MODULES = ["runners.commands.demo", "runners.commands.pipeline", "runners.commands.profile",
+                   "runners.commands.predictor"]
 
 
 def _version(value: bool) -> None:
