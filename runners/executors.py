@@ -110,10 +110,11 @@ class RayExecutor(Executor):
                     ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 raise UserInputError(f"cannot start or join Ray at {address or 'a local cluster'}: {exc}") from None
-        files = ray.put(_checkpoint_bytes(checkpoint_dir))
-        x_ref, y_ref = ray.put(np.ascontiguousarray(x)), ray.put(np.ascontiguousarray(y))
+        # Held for the executor's lifetime: a restarted actor is built again from these refs.
+        self._refs = (ray.put(_checkpoint_bytes(checkpoint_dir)), ray.put(np.ascontiguousarray(x)),
+                      ray.put(np.ascontiguousarray(y)))
         actor = ray.remote(num_cpus=1, max_restarts=max_restarts, max_task_retries=max_restarts)(_EvalWorker)
-        self.workers = [actor.remote(files, x_ref, y_ref, 1) for _ in range(num_workers)]
+        self.workers = [actor.remote(*self._refs, 1) for _ in range(num_workers)]
         self._ray = ray
 
     def worker_pids(self) -> list[int]:
