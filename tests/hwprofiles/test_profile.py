@@ -1,0 +1,131 @@
+"""Profiling: coverage sampling, the profile folder, resume, blocks, bad folders, backends."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from hwprofiles import (MeasureConfig, Profile, backend_unavailable_reason, block_keys, coverage_archs,
+                        get_device, profile_device, sample_profile_archs)
+from supernet import LAYER_FIELDS, SearchSpace
+
+QUICK = MeasureConfig(warmup=1, min_runs=3, max_runs=5, max_seconds=0.005, rounds=2, repeats=0)
+
+
+def test_sampling_covers_every_choice(tiny_space):
+    archs = sample_profile_archs(tiny_space, 20, seed=1)
+    assert len(set(archs)) == 20
+    assert tiny_space.smallest() in archs and tiny_space.largest() in archs
+    cover = coverage_archs(tiny_space, 1)
+    assert archs[: len(cover)] == cover
+    assert {a.embed_dim for a in cover} == set(tiny_space.embed_dims)
+    assert {a.depth for a in cover} == set(tiny_space.depths)
+    for f in LAYER_FIELDS:
+        assert {getattr(layer, f) for a in cover for layer in a.layers} == set(tiny_space.layer_choices(f))
+    assert sample_profile_archs(tiny_space, 25, seed=1)[:20] == archs  # growing keeps the prefix
+    with pytest.raises(ValueError, match="positive integer"):
+        sample_profile_archs(tiny_space, 0)
+
+
+def test_profile_folder_and_resume(tmp_path, tiny_space, tiny_spec):
+    out = tmp_path / "prof"
+    first = profile_device("cpu", tiny_space, tiny_spec, n_samples=6, out_dir=out, seed=0, config=QUICK,
+                           progress=False, chunk_size=3, repeat_fraction=0.5)
+    assert sorted(p.name for p in out.iterdir()) == ["measurements.parquet", "profile.json", "repeat.parquet"]
+    table = first.table
+    assert len(table) == 6 and set(table["arch"]) == {a.to_json() for a in sample_profile_archs(tiny_space, 6, 0)}
+    assert {"arch", "genome", "median_ms", "p10_ms", "p90_ms", "raw_ms", "flagged"} <= set(table.columns)
+    assert (table["median_ms"] > 0).all() and all(len(r) >= 6 for r in table["raw_ms"])
+    rep = first.repeatability
+    assert rep is not None and rep.n == 6 and 0.0 <= rep.within_10 <= 1.0
+    loaded = Profile.load(out)
+    assert loaded.device == get_device("cpu") and loaded.space == tiny_space and loaded.spec == tiny_spec
+    assert loaded.fingerprint["cpu_model"] and loaded.environment_differences() == []
+
+    # A kill after the first chunk leaves three stored rows: resuming measures only the rest.
+    stored = table.iloc[:3].copy()
+    stored.to_parquet(out / "measurements.parquet", index=False)
+    resumed = profile_device("cpu", tiny_space, tiny_spec, n_samples=8, out_dir=out, seed=0, config=QUICK,
+                             progress=False, chunk_size=3, repeat_fraction=0.5)
+    assert len(resumed.table) == 8
+    head = resumed.table.iloc[:3]
+    assert list(head["arch"]) == list(stored["arch"])
+    assert [list(r) for r in head["raw_ms"]] == [list(r) for r in stored["raw_ms"]]  # not re-measured
+    assert set(resumed.table["arch"]) == {a.to_json() for a in sample_profile_archs(tiny_space, 8, 0)}
+
+
+def test_profile_refuses_other_folders(tmp_path, tiny_space, tiny_spec):
+    out = tmp_path / "prof"
+    profile_device("cpu", tiny_space, tiny_spec, n_samples=2, out_dir=out, config=QUICK, progress=False,
+                   repeat_fraction=0)
+    before = (out / "profile.json").read_text()
+    with pytest.raises(ValueError, match="another device"):
+        profile_device("cpu-2t", tiny_space, tiny_spec, n_samples=2, out_dir=out, config=QUICK, progress=False)
+    other_space = SearchSpace(embed_dims=(16,), depths=(1,), heads=(1,), ffn_ratios=(1,), head_dim=8)
+    with pytest.raises(ValueError, match="another search space"):
+        profile_device("cpu", other_space, tiny_spec, n_samples=1, out_dir=out, config=QUICK, progress=False)
+    assert (out / "profile.json").read_text() == before
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not a device profile"):
+        profile_device("cpu", tiny_space, tiny_spec, n_samples=2, out_dir=busy, config=QUICK, progress=False)
+    assert [p.name for p in busy.iterdir()] == ["notes.txt"]
+
+
+def test_load_missing_or_corrupt_profile(tmp_path, tiny_space, tiny_spec):
+    with pytest.raises(ValueError, match="no device profile"):
+        Profile.load(tmp_path / "nothing")
+    out = tmp_path / "prof"
+    profile_device("cpu", tiny_space, tiny_spec, n_samples=2, out_dir=out, config=QUICK, progress=False,
+                   repeat_fraction=0)
+    (out / "measurements.parquet").write_bytes(b"not parquet")
+    with pytest.raises(ValueError, match="corrupt device profile.*measurements.parquet"):
+        Profile.load(out)
+    (out / "profile.json").write_text("{ broken")
+    with pytest.raises(ValueError, match="corrupt device profile"):
+        Profile.load(out)
+    (out / "profile.json").write_text(json.dumps({"kind": "something-else"}))
+    with pytest.raises(ValueError, match="not an hwnas device profile"):
+        Profile.load(out)
+
+
+def test_blocks_lookup_table(tmp_path, tiny_spec):
+    space = SearchSpace(embed_dims=(16,), depths=(1, 2), heads=(1, 2), ffn_ratios=(1,), attentions=("softmax",),
+                        quants=("fp32", "int8"), head_dim=8)
+    prof = profile_device("cpu", space, tiny_spec, n_samples=3, out_dir=tmp_path / "p", blocks=True, config=QUICK,
+                          progress=False, repeat_fraction=0)
+    costs = prof.block_costs()
+    assert set(costs) == {k.name for k in block_keys(space)} and len(costs) == 2 + 4
+    assert all(v > 0 for v in costs.values())
+    assert isinstance(prof.blocks, pd.DataFrame) and prof.blocks["flagged"].dtype == bool
+
+
+def test_torch_cpu_profile(tmp_path, tiny_space, tiny_spec):
+    prof = profile_device("torch-cpu", tiny_space, tiny_spec, n_samples=3, out_dir=tmp_path / "t", config=QUICK,
+                          progress=False, repeat_fraction=0)
+    assert len(prof.table) == 3 and prof.device.backend == "torch-cpu"
+
+
+def test_device_sequence_length_overrides_task(tmp_path, tiny_space, tiny_spec):
+    import dataclasses
+
+    dev = dataclasses.replace(get_device("cpu"), name="cpu-n8", seq_len=8)
+    prof = profile_device(dev, tiny_space, tiny_spec, n_samples=2, out_dir=tmp_path / "n8", config=QUICK,
+                          progress=False, repeat_fraction=0)
+    assert prof.device.seq_len == 8 and len(prof.table) == 2
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["cuda", "torch-cuda"])
+def test_cuda_devices(tmp_path, tiny_space, tiny_spec, name):
+    reason = backend_unavailable_reason(get_device(name).backend)
+    if reason:
+        with pytest.raises(ValueError, match="cannot run here"):
+            profile_device(name, tiny_space, tiny_spec, n_samples=2, out_dir=tmp_path / name, progress=False)
+        pytest.skip(f"no CUDA here: {reason}")
+    prof = profile_device(name, tiny_space, tiny_spec, n_samples=3, out_dir=tmp_path / name, config=QUICK,
+                          progress=False, repeat_fraction=0)
+    assert len(prof.table) == 3 and (prof.table["median_ms"] > 0).all()
