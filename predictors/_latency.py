@@ -42,12 +42,12 @@ def library_versions() -> dict[str, str | None]:
 class LatencyPredictor:
     """Predicts latency (ms) of architectures of one space on one device."""
 
-    def __init__(self, estimator: Estimator, schema: FeatureSchema, groups: Sequence[str], device: DeviceSpec, *,
+    def __init__(self, estimator: Estimator, schema: FeatureSchema, groups: Sequence[str], device: DeviceSpec | str, *,
                  profile: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
                  versions: dict[str, Any] | None = None) -> None:
         self.estimator, self.schema = estimator, schema
         self.groups = FeatureSchema.check_groups(groups)
-        self.device, self.profile = device, profile or {}
+        self.device, self.profile = get_device(device), profile or {}
         self.metrics = metrics or {}
         self.versions = versions or library_versions()
 

@@ -1,0 +1,90 @@
+"""LatencyPredictor on a real measured profile: selection, persistence, mismatches; adaptation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwprofiles import MeasureConfig, profile_device, sample_profile_archs
+from predictors import DEFAULT_NAMES, FeatureSchema, LatencyPredictor, build_predictor, fit_and_select, within
+from supernet import SearchSpace
+
+QUICK = MeasureConfig(warmup=1, min_runs=3, max_runs=5, max_seconds=0.005, rounds=2, repeats=0)
+
+
+@pytest.fixture(scope="module")
+def profile(tmp_path_factory, tiny_space, tiny_spec):
+    return profile_device("cpu", tiny_space, tiny_spec, n_samples=16, out_dir=tmp_path_factory.mktemp("p") / "prof",
+                          config=QUICK, progress=False, repeat_fraction=0.5)
+
+
+def test_fit_and_select(profile):
+    best, table = fit_and_select(profile, seed=0)
+    assert list(table["predictor"][: len(DEFAULT_NAMES)]) == list(DEFAULT_NAMES)
+    assert table["predictor"].iloc[-1] == "repeatability (ceiling)"
+    scored = table.iloc[: len(DEFAULT_NAMES)]
+    assert scored["within_10"].between(0, 1).all() and (scored["n_test"] == 4).all()
+    top = scored.sort_values(["within_10", "mape"], ascending=[False, True]).iloc[0]["predictor"]
+    assert best.name == top and table.loc[table["selected"], "predictor"].item() == top
+    assert best.metrics["held_out"]["predictor"] == top and best.metrics["repeatability"]["n"] >= 8
+    pred = best.predict_archs(profile.archs())
+    assert pred.shape == (16,) and np.all(pred > 0)
+
+
+def test_save_load_and_mismatches(profile, tmp_path, tiny_space):
+    best, _ = fit_and_select(profile, seed=1)
+    path = best.save(tmp_path / "pred.safetensors")
+    assert path.read_bytes()[:8] != b"\x80\x04\x95"  # not a pickle stream
+    again = LatencyPredictor.load(path, space=tiny_space, device="cpu")
+    archs = profile.archs()
+    np.testing.assert_allclose(again.predict_archs(archs), best.predict_archs(archs), rtol=1e-12)
+    assert again.profile["n_rows"] == 16 and again.versions["numpy"] and again.device == best.device
+    other = SearchSpace(embed_dims=(16,), depths=(1,), heads=(1,), ffn_ratios=(1,), head_dim=8)
+    with pytest.raises(ValueError, match="another search space"):
+        LatencyPredictor.load(path, space=other)
+    with pytest.raises(ValueError, match="fitted for device"):
+        LatencyPredictor.load(path, device="cpu-2t")
+    with pytest.raises(ValueError, match="no latency predictor"):
+        LatencyPredictor.load(tmp_path / "missing.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    with pytest.raises(ValueError, match="not a readable hwnas latency predictor"):
+        LatencyPredictor.load(tmp_path / "junk.safetensors")
+
+
+@pytest.mark.parametrize("name", DEFAULT_NAMES)
+def test_every_default_predictor_persists(profile, tmp_path, name):
+    schema = FeatureSchema(profile.space, profile.spec)
+    pred = build_predictor(name, schema, profile.device, profile=profile.reference())
+    pred.fit_archs(profile.archs(), profile.latency_ms)
+    loaded = LatencyPredictor.load(pred.save(tmp_path / f"{name}.st"), space=profile.space, device=profile.device)
+    np.testing.assert_allclose(loaded.predict_archs(profile.archs()), pred.predict_archs(profile.archs()))
+
+
+def test_lookup_table_uses_measured_blocks(tiny_space, tiny_spec):
+    schema = FeatureSchema(tiny_space, tiny_spec)
+    names = schema.names(["blocks"])
+    costs = {n: 0.01 * (i + 1) for i, n in enumerate(names)}
+    archs = sample_profile_archs(tiny_space, 30, seed=0)
+    X = schema.transform(archs, ["blocks"])
+    y = 1.1 * (X @ np.array([costs[n] for n in names])) + 0.05
+    pred = build_predictor("lut", schema, "cpu", block_costs=costs).fit_archs(archs, y)
+    assert pred.groups == ("blocks",)
+    np.testing.assert_allclose(pred.predict_archs(archs), y, rtol=1e-9)
+    fallback = build_predictor("lut", schema, "cpu", block_costs={})
+    assert fallback.groups == ("components",)
+
+
+def test_few_sample_adaptation(tiny_space, tiny_spec, tmp_path):
+    schema = FeatureSchema(tiny_space, tiny_spec)
+    archs = sample_profile_archs(tiny_space, 120, seed=0)
+    comps = schema.transform(archs, ["components"])
+    rng = np.random.default_rng(0)
+    y_a = 0.02 + comps @ rng.uniform(0.01, 0.1, comps.shape[1])
+    y_b = 1.7 * y_a**0.9  # another device: slower, compressed range
+    source = build_predictor("ridge", schema, "cpu").fit_archs(archs[:100], y_a[:100])
+    adapted = source.adapt(archs[100:110], y_b[100:110], "cpu-2t")
+    assert adapted.device.name == "cpu-2t" and adapted.name == "calibrated"
+    assert within(y_b[:100], adapted.predict_archs(archs[:100]), 0.10) >= 0.95
+    assert within(y_b[:100], source.predict_archs(archs[:100]), 0.10) < 0.5
+    loaded = LatencyPredictor.load(adapted.save(tmp_path / "adapted.st"), device="cpu-2t")
+    np.testing.assert_allclose(loaded.predict_archs(archs), adapted.predict_archs(archs))

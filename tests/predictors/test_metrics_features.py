@@ -1,0 +1,46 @@
+"""Metrics on known values; features mask inactive layers and count components."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from predictors import FeatureSchema, kendall_tau, latency_metrics, mape, rmse, spearman, within
+from supernet import Arch, LayerConfig
+
+
+def test_metrics_known_values():
+    t = np.array([1.0, 2.0, 4.0, 8.0])
+    p = np.array([1.05, 2.0, 4.8, 7.0])
+    assert mape(t, p) == pytest.approx(100 * (0.05 + 0 + 0.2 + 0.125) / 4)
+    assert rmse(t, p) == pytest.approx(np.sqrt((0.05**2 + 0 + 0.8**2 + 1) / 4))
+    assert within(t, p, 0.05) == 0.5 and within(t, p, 0.10) == 0.5 and within(t, p, 0.25) == 1.0
+    assert kendall_tau(t, p) == pytest.approx(1.0) and spearman(t, p) == pytest.approx(1.0)
+    assert kendall_tau(t, p[::-1]) == pytest.approx(-1.0)
+    assert set(latency_metrics(t, p)) == {"mape", "rmse_ms", "within_5", "within_10", "kendall_tau", "spearman"}
+    with pytest.raises(ValueError, match="equal-length"):
+        mape(t, p[:2])
+    with pytest.raises(ValueError, match="positive"):
+        mape(-t, p)
+
+
+def test_features_mask_inactive_layers(tiny_space, tiny_spec):
+    schema = FeatureSchema(tiny_space, tiny_spec)
+    groups = ("global", "layers", "analytic", "components", "blocks")
+    layer = LayerConfig(2, 2, "linear", "int8")
+    short = Arch(32, (layer,))
+    X = schema.transform([short, Arch(32, (layer, layer))], groups)
+    names = schema.names(groups)
+    assert X.shape == (2, len(names))
+    row = dict(zip(names, X[0]))
+    assert row["layer0.active"] == 1 and row["layer0.heads"] == 2 and row["layer0.attn_linear"] == 1
+    assert row["layer0.int8"] == 1
+    assert all(row[n] == 0 for n in names if n.startswith(("layer1.", "layer2.")))  # masked
+    assert row["stem.E32"] == 1 and row["attn.linear.h2"] == 1 and row["ffn.E32.r2.int8"] == 1
+    assert row["layer.E32.h2.r2.linear.int8"] == 1 and row["embed.E32"] == 1 and row["head.E32"] == 1
+    assert dict(zip(names, X[1]))["attn.linear.h2"] == 2
+    assert row["log_flops"] == pytest.approx(np.log(row["flops"]))
+    with pytest.raises(ValueError, match="feature group must be one of"):
+        schema.names(["colour"])
+    with pytest.raises(ValueError, match="embed_dim must be one of"):
+        schema.transform([Arch(7, (layer,))], ["global"])
