@@ -12,6 +12,8 @@ from ._base import Algorithm, check_int, check_prob, register_algorithm
 from ._operators import GenomeOps
 from ._problem import SearchProblem
 
+MATING_TRIES = 10
+
 
 def _pymoo_parts(problem: SearchProblem, ops: GenomeOps, seen: set[Arch], mutation_prob: float | None):
     """pymoo problem, sampling, crossover, mutation and duplicate elimination for a space."""
@@ -24,7 +26,6 @@ def _pymoo_parts(problem: SearchProblem, ops: GenomeOps, seen: set[Arch], mutati
     card = ops.card
     pm_problem = Problem(n_var=len(card), n_obj=problem.n_objectives, n_ieq_constr=problem.n_constraints,
                          xl=np.zeros(len(card)), xu=card - 1, vtype=int)
-    n_genes = len(card)
 
     class GenomeSampling(Sampling):
         def _do(self, _problem, n_samples, *args, random_state=None, **kwargs):
@@ -47,8 +48,7 @@ def _pymoo_parts(problem: SearchProblem, ops: GenomeOps, seen: set[Arch], mutati
             X = np.asarray(X).astype(np.int64)
             out = np.empty_like(X)
             for k, genome in enumerate(X):
-                prob = mutation_prob if mutation_prob is not None else 1.0 / max(int(
-                    ops.space.active_mask(genome).sum()), 1)
+                prob = mutation_prob if mutation_prob is not None else 1.0 / int(ops.active(genome).sum())
                 out[k] = ops.mutate(genome, random_state, prob)
             return out
 
@@ -67,7 +67,6 @@ def _pymoo_parts(problem: SearchProblem, ops: GenomeOps, seen: set[Arch], mutati
                 is_duplicate |= np.array([k in others for k in keys], dtype=bool)
             return is_duplicate
 
-    del n_genes
     return pm_problem, GenomeSampling(), LayerCrossover(), GenomeMutation(prob=1.0), ArchDuplicates()
 
 
@@ -97,6 +96,9 @@ class NSGA2Search(Algorithm):
             problem, self.ops, self.seen, self._settings["mutation_prob"])
         self.algorithm = NSGA2(pop_size=self._settings["population_size"], sampling=sampling,
                                crossover=crossover, mutation=mutation, eliminate_duplicates=dedup)
+        # pymoo retries mating up to 100 times to fill a generation with new offspring; in a
+        # nearly exhausted space that is slow, and a smaller generation is fine here
+        self.algorithm.mating.n_max_iterations = MATING_TRIES
         self.algorithm.setup(pm_problem, seed=int(seed), verbose=False)
         self._pending = None
 

@@ -23,6 +23,17 @@ class GenomeOps:
         self.depth_pos = next(i for i, g in enumerate(genes) if g.name == "depth")
         self.blocks = [np.array([i for i, g in enumerate(genes) if g.layer == layer])
                        for layer in range(space.max_depth)]
+        # active-gene mask per depth gene value
+        self.masks = [np.array([g.layer is None or g.layer < d for g in genes]) for d in space.depths]
+        self._archs: dict[bytes, Arch] = {}  # decode cache: operators decode the same genomes often
+
+    def active(self, genome: np.ndarray) -> np.ndarray:
+        return self.masks[int(genome[self.depth_pos])]
+
+    def canonical(self, genome: np.ndarray) -> np.ndarray:
+        out = np.array(genome, dtype=np.int64)
+        out[~self.active(out)] = 0
+        return out
 
     def depth_of(self, genome: np.ndarray) -> int:
         return int(self.space.depths[int(genome[self.depth_pos])])
@@ -39,14 +50,14 @@ class GenomeOps:
         deeper depth switches on get random choices. Returns a canonical genome."""
         child = np.array(genome, dtype=np.int64)
         old_depth = self.depth_of(child)
-        active = np.flatnonzero(self.space.active_mask(child))
+        active = np.flatnonzero(self.active(child))
         for pos in active:
             if self.card[pos] > 1 and rng.random() < prob:
                 # shift by 1..card-1 so the gene always changes
                 child[pos] = (child[pos] + rng.integers(1, self.card[pos])) % self.card[pos]
         for layer in range(old_depth, self.depth_of(child)):
             self._random_block(child, layer, rng)
-        return self.space.canonical(child)
+        return self.canonical(child)
 
     def crossover(self, a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Global genes and whole layer blocks taken from either parent with probability 1/2.
@@ -65,7 +76,11 @@ class GenomeOps:
                 self._random_block(child, layer, rng)
             else:
                 child[self.blocks[layer]] = source[self.blocks[layer]]
-        return self.space.canonical(child)
+        return self.canonical(child)
 
     def decode(self, genome: np.ndarray) -> Arch:
-        return self.space.decode(genome)
+        key = self.canonical(genome).tobytes()
+        arch = self._archs.get(key)
+        if arch is None:
+            arch = self._archs[key] = self.space.decode(genome)
+        return arch

@@ -35,7 +35,7 @@ STATE_FILE = "state.json"
 CANDIDATES_FILE = "candidates.parquet"
 FRONT_FILE = "front.csv"
 HYPERVOLUME_FILE = "hypervolume.csv"
-MAX_IDLE_BATCHES = 50  # batches in a row with no new evaluation before the search stops
+MAX_IDLE_BATCHES = 20  # batches in a row with no new evaluation before the search stops
 
 Progress = Callable[[int, int, float], None]
 EvaluateBatch = Callable[[SearchProblem, list[Arch]], dict[str, np.ndarray]]
@@ -281,6 +281,9 @@ class _Search:
             if self.out_dir is not None:
                 self._save_state()
                 self._write_outputs(self._result(stop_reason, start))
+            if len(self.cheap_values) >= space.size:
+                stop_reason = f"every architecture of the space ({space.size}) has been seen"
+                break
             if idle >= MAX_IDLE_BATCHES:
                 stop_reason = (f"stopped after {idle} batches in a row brought no new feasible architecture "
                                f"({self.n_screened} proposals ruled out by constraints so far)")
