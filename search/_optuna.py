@@ -4,7 +4,7 @@ The study lives in a file-based optuna storage (`optuna.journal`, a JournalStora
 JournalFileBackend) in the search's folder, so optuna-dashboard can open it. Depth is
 suggested first and only the active layers' choices after it (a conditional space).
 Values go to optuna raw, with each objective's direction; constraints go through
-`constraints_func`. A resumed search replays its stored evaluations into a new study
+`Trial.set_constraint`. A resumed search replays its stored evaluations into a new study
 file, so the sampler sees exactly the history of an uninterrupted run.
 """
 
@@ -24,12 +24,8 @@ from ._problem import SearchProblem
 STORAGE_FILE = "optuna.journal"
 
 
-def _constraints(trial: Any) -> list[float]:
-    return list(trial.user_attrs.get("constraints", []))
-
-
 class _OptunaSearch(Algorithm):
-    def _sampler(self, seed: int, constrained: bool) -> Any:
+    def _sampler(self, seed: int) -> Any:
         raise NotImplementedError
 
     def setup(self, problem: SearchProblem, *, seed: int, workdir: Path | None) -> None:
@@ -45,7 +41,7 @@ class _OptunaSearch(Algorithm):
             storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            sampler = self._sampler(int(seed), bool(problem.constraints))
+            sampler = self._sampler(int(seed))
         verbosity = optuna.logging.get_verbosity()
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line
         try:
@@ -100,9 +96,28 @@ class _OptunaSearch(Algorithm):
                     continue
                 i = index[arch]
                 trial.set_user_attr("arch", arch.to_json())
-                trial.set_user_attr("constraints", [float(v) for v in G[i]])
+                for c, value in zip(self.problem.constraints, G[i]):
+                    trial.set_constraint(c.name, float(value))
                 self.study.tell(trial, [float(v) for v in raw[i]])
         self._pending = []
+
+
+@register_algorithm
+class OptunaNSGA2Search(_OptunaSearch):
+    """optuna's NSGA-II sampler; one generation (`population_size` trials) per batch."""
+
+    name = "optuna-nsga2"
+
+    def __init__(self, *, population_size: int = 20) -> None:
+        super().__init__(population_size=check_int("population_size", population_size, 2))
+
+    def _batch_size(self) -> int:
+        return self._settings["population_size"]
+
+    def _sampler(self, seed: int) -> Any:
+        import optuna
+
+        return optuna.samplers.NSGAIISampler(population_size=self._settings["population_size"], seed=seed)
 
 
 @register_algorithm
@@ -122,28 +137,8 @@ class OptunaTPESearch(_OptunaSearch):
     def _batch_size(self) -> int:
         return self._settings["batch_size"]
 
-    def _sampler(self, seed: int, constrained: bool) -> Any:
+    def _sampler(self, seed: int) -> Any:
         import optuna
 
-        return optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=self._settings["n_startup_trials"], multivariate=True, group=True,
-            constant_liar=True, constraints_func=_constraints if constrained else None)
-
-
-@register_algorithm
-class OptunaNSGA2Search(_OptunaSearch):
-    """optuna's NSGA-II sampler; one generation (`population_size` trials) per batch."""
-
-    name = "optuna-nsga2"
-
-    def __init__(self, *, population_size: int = 20) -> None:
-        super().__init__(population_size=check_int("population_size", population_size, 2))
-
-    def _batch_size(self) -> int:
-        return self._settings["population_size"]
-
-    def _sampler(self, seed: int, constrained: bool) -> Any:
-        import optuna
-
-        return optuna.samplers.NSGAIISampler(population_size=self._settings["population_size"], seed=seed,
-                                             constraints_func=_constraints if constrained else None)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=self._settings["n_startup_trials"],
+                                          multivariate=True, group=True, constant_liar=True)
