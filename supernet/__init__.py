@@ -9,6 +9,7 @@ from typing import Any
 
 from .cost import Cost, InputSpec, arch_cost
 from .space import DEFAULT_SPACE, LAYER_FIELDS, QUANT_POLICIES, Arch, Gene, LayerConfig, SearchSpace
+from .tasks import Task, get_task, register_task, task_names
 
 _LAZY = {
     "Supernet": "model",
@@ -19,11 +20,20 @@ _LAZY = {
     "export_onnx": "export",
     "check_export": "export",
     "ExportCheck": "export",
+    "TrainConfig": "train",
+    "TrainResult": "train",
+    "train_supernet": "train",
+    "train_standalone": "train",
+    "save_checkpoint": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "read_checkpoint_meta": "checkpoint",
+    "evaluate_archs": "evaluate",
+    "evaluate_module": "evaluate",
 }
 
 __all__ = [
     "Arch", "Cost", "DEFAULT_SPACE", "Gene", "InputSpec", "LAYER_FIELDS", "LayerConfig",
-    "QUANT_POLICIES", "SearchSpace", "arch_cost", *_LAZY,
+    "QUANT_POLICIES", "SearchSpace", "Task", "arch_cost", "get_task", "register_task", "task_names", *_LAZY,
 ]
 
 

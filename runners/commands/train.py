@@ -1,0 +1,49 @@
+"""`hwnas train`: train the supernet on a task and write a resumable checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from runners._errors import UserInputError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def train(
+        task: str = typer.Option("digits", help="digits, mnist, mnist1d or npz:PATH."),
+        epochs: int = typer.Option(20, help="Training epochs."),
+        seed: int = typer.Option(0, help="Seed for the data splits, weights, batch order and sampled subnets."),
+        out: Path = typer.Option(Path("results/train"), help="Run folder; an existing checkpoint there is resumed."),
+        batch_size: int = typer.Option(128, help="Examples per step."),
+        lr: float = typer.Option(2e-3, help="Peak learning rate (AdamW, warm-up then cosine)."),
+        k_random: int = typer.Option(2, help="Random subnets per step besides the largest and smallest."),
+        no_sandwich: bool = typer.Option(False, "--no-sandwich", help="Train only the k random subnets each step."),
+        no_distill: bool = typer.Option(False, "--no-distill", help="No distillation from the largest subnet."),
+        device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
+        space: Path | None = typer.Option(None, help="Search space TOML file (default: the built-in space)."),
+        patch: int | None = typer.Option(None, help="mnist only: patch size 7, 4 or 2 (16, 49 or 196 tokens)."),
+    ) -> None:
+        """Train the weight-sharing supernet (sandwich rule, in-place distillation), with progress."""
+        from supernet import DEFAULT_SPACE, SearchSpace, get_task
+        from supernet.train import TrainConfig, train_supernet
+
+        try:
+            options = {} if patch is None else {"patch": patch}
+            data = get_task(task, seed=seed, **options)
+            search_space = DEFAULT_SPACE if space is None else SearchSpace.from_toml(space)
+            config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, k_random=k_random,
+                                 sandwich=not no_sandwich, distill=not no_distill, seed=seed, device=device)
+        except ValueError as exc:
+            raise UserInputError(str(exc)) from None
+        typer.echo(data.describe())
+        try:
+            result = train_supernet(data, search_space, config, out)
+        except ValueError as exc:  # an incompatible or corrupt checkpoint in `out`
+            raise UserInputError(str(exc)) from None
+        last = result.history[-1]
+        resumed = f" (resumed after epoch {result.resumed_from_epoch})" if result.resumed_from_epoch else ""
+        typer.echo(f"trained {len(result.history)} epochs, {result.steps} steps in {result.train_seconds:.1f} s"
+                   f"{resumed}; val acc largest {last['val_acc_largest']:.3f}, smallest {last['val_acc_smallest']:.3f}"
+                   f"\ncheckpoint: {out / 'checkpoint.json'}")

