@@ -138,3 +138,23 @@ def test_run_search_validates_its_arguments(tiny_problem):
     with pytest.raises(ValueError, match="algorithm must be an Algorithm"):
         run_search(tiny_problem, "random", budget=3, seed=0)
     assert issubclass(type(get_algorithm("random")), Algorithm)
+
+
+@pytest.mark.parametrize("name", algorithm_names())
+def test_a_constraint_almost_nobody_meets_ends_in_bounded_time(name, tiny_spec, problem_factory, counting):
+    """Only a handful of the 7.6e10 default-space members meet this size budget: the check
+    before the search passes, no algorithm finds one, and the search ends with a message."""
+    from supernet import DEFAULT_SPACE
+
+    smallest = arch_cost(DEFAULT_SPACE.smallest(), DEFAULT_SPACE, tiny_spec).size_bytes / 1e6
+    acc = counting(problem_factory(DEFAULT_SPACE, tiny_spec).objectives[0].fn)
+    problem = problem_factory(DEFAULT_SPACE, tiny_spec, fn=acc,
+                              constraints=(max_size_constraint(DEFAULT_SPACE, tiny_spec, smallest),))
+    try:
+        result = run_search(problem, get_algorithm(name, **FAST[name]), budget=10, seed=0)
+    except ValueError as exc:
+        assert "evaluated no architecture" in str(exc)
+        assert acc.archs == []
+    else:  # found some of the few: all feasible, and the search still stopped by itself
+        assert (result.candidates["max_size"] <= 0).all()
+        assert len(acc.archs) == len(result.candidates) <= 10
