@@ -77,7 +77,7 @@ def _pareto_plot(df: pd.DataFrame, path: Path, title: str) -> None:
     front = df[df.kind == "front"].sort_values("measured_ms")
     base = df[df.kind == "baseline"]
     err = np.vstack([front.measured_ms - front.p10_ms, front.p90_ms - front.measured_ms])
-    ax.errorbar(front.measured_ms, front.test_acc * 100, xerr=err, fmt="o-", color="tab:blue",
+    ax.errorbar(front.measured_ms, front.test_acc * 100, xerr=err, fmt="o", color="tab:blue",
                 label="searched front (measured, p10-p90)", capsize=2, zorder=3)
     ax.scatter(front.predicted_ms, front.test_acc * 100, marker="o", facecolors="none",
                edgecolors="tab:orange", label="same models, predicted latency", zorder=2)

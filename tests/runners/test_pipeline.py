@@ -1,0 +1,170 @@
+"""The main job end to end through the CLI on a tiny setting, its files, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from runners.cli import main
+
+pytestmark = pytest.mark.slow
+
+TINY = """
+seed = 0
+[space]
+embed_dims = [16, 32]
+depths = [1, 2]
+heads = [1, 2]
+ffn_ratios = [1, 2]
+head_dim = 8
+local_window = 4
+[train]
+epochs = 1
+[profile]
+samples = 10
+preset = "fast"
+[search]
+algorithm = "random"
+budget = 6
+"""
+
+
+def cli(*argv: str) -> int:
+    try:
+        main(list(argv))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    (root / "tiny.toml").write_text(TINY)
+    run = root / "run"
+    assert cli("run", "--config", str(root / "tiny.toml"), "--run", str(run)) == 0
+    return run
+
+
+def test_every_stage_wrote_its_files(run_dir):
+    state = json.loads((run_dir / "run.json").read_text())
+    assert {s for s, v in state["stages"].items() if v["status"] == "done"} == {
+        "train", "profile", "fit-predictor", "search", "export", "report"}
+    assert all(v["seconds"] > 0 for v in state["stages"].values())
+    for path in ["supernet/checkpoint.json", "profile", "predictor", "search/candidates.parquet", "search/front.csv",
+                 "search/hypervolume.csv", "export/manifest.json", "report/pareto.png", "report/hypervolume.png",
+                 "report/report.md", "report/report.html"]:
+        assert (run_dir / path).exists(), path
+    assert len(pd.read_parquet(run_dir / "search/candidates.parquet")) == 6
+    html = (run_dir / "report/report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2  # self-contained page
+
+
+def test_manifest_schema_and_numbers_hold_against_a_fresh_measurement(run_dir):
+    from hwprofiles import MeasureConfig, get_device, measure_models
+    from supernet import Arch
+    from supernet.tasks import get_task
+
+    from runners.exporting import onnx_accuracy
+
+    manifest = json.loads((run_dir / "export/manifest.json").read_text())
+    assert manifest["device"]["name"] == "cpu" and "cpu_model" in manifest["fingerprint"]
+    front = pd.read_csv(run_dir / "search/front.csv")
+    models = manifest["models"]
+    assert [m["kind"] for m in models].count("front") == len(front)
+    assert [m["kind"] for m in models].count("baseline") == 4  # 2 depth/width points x fp32, int8
+    required = {"arch", "onnx_path", "size_bytes", "predicted_latency_ms", "measured_latency_ms",
+                "measured_latency_p10_ms", "measured_latency_p90_ms", "supernet_val_accuracy",
+                "supernet_test_accuracy", "onnx_test_accuracy"}
+    task = get_task("digits", seed=0)
+    for m in models:
+        assert required <= set(m)
+        path = run_dir / m["onnx_path"]
+        assert path.stat().st_size == m["size_bytes"]
+        Arch.from_dict(m["arch"])
+        assert m["measured_latency_p10_ms"] <= m["measured_latency_ms"] <= m["measured_latency_p90_ms"]
+        assert m["latency_off_by_more_than_10pct"] == (
+            abs(m["predicted_latency_ms"] - m["measured_latency_ms"]) > 0.1 * m["measured_latency_ms"])
+    # The ONNX accuracy is reproducible exactly; the supernet figure of the same model is close.
+    sample = models[0]
+    assert onnx_accuracy(run_dir / sample["onnx_path"], task.x_test, task.y_test) == sample["onnx_test_accuracy"]
+    assert abs(sample["onnx_test_accuracy"] - sample["supernet_test_accuracy"]) <= 0.02
+    # A fresh measurement of the exported files agrees with the manifest within noise bounds.
+    fresh = measure_models([str(run_dir / m["onnx_path"]) for m in models[:3]], get_device("cpu"), task.spec,
+                           MeasureConfig.fast(), seed=1)
+    for m, f in zip(models[:3], fresh):
+        assert 0.33 < f.median_ms / m["measured_latency_ms"] < 3.0
+
+
+def test_rerun_resumes_and_different_settings_are_refused(run_dir, capsys):
+    before = (run_dir / "export/manifest.json").read_bytes()
+    assert cli("run", "--run", str(run_dir)) == 0
+    assert "already done" in capsys.readouterr().out
+    assert cli("run", "--run", str(run_dir), "--budget", "7") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds a run with other settings" in err[0]
+    assert (run_dir / "export/manifest.json").read_bytes() == before
+
+
+def test_killed_run_picks_up_at_the_interrupted_stage(run_dir, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    state = json.loads((copy / "run.json").read_text())
+    for stage in ("export", "report"):  # as if killed during export
+        state["stages"].pop(stage)
+    state["stages"]["export"] = {"status": "running", "seconds": 1.0}
+    (copy / "run.json").write_text(json.dumps(state))
+    shutil.rmtree(copy / "export")
+    shutil.rmtree(copy / "report")
+    assert cli("run", "--run", str(copy)) == 0
+    out = capsys.readouterr().out
+    assert "[search] already done" in out and "[export] done" in out
+    assert (copy / "export/manifest.json").exists() and (copy / "report/report.html").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--device", "tpu-9"], "unknown device 'tpu-9'"),
+    (["run", "--task", "imagenet"], "unknown task 'imagenet'"),
+    (["run", "--algorithm", "annealing"], "unknown search algorithm 'annealing'"),
+    (["run", "--objectives", "accuracy,speed"], "unknown objective 'speed'"),
+    (["run", "--budget", "0"], "search.budget must be > 0"),
+    (["run", "--budget", "-3"], "search.budget must be > 0"),
+    (["export", "--run", "{missing}"], "does not exist"),
+    (["report", "--run", "{missing}"], "does not exist"),
+    (["search", "--run", "{missing}", "--predictor", "p"], "does not exist"),
+])
+def test_bad_cli_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
+    missing = str(tmp_path / "missing")
+    argv = [a.replace("{missing}", missing) for a in argv]
+    if argv[0] == "run":
+        argv += ["--run", str(tmp_path / "fresh")]
+    assert cli(*argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "fresh").exists() and not (tmp_path / "missing").exists()
+
+
+def test_corrupted_predictor_and_profile_fail_cleanly(run_dir, tmp_path, capsys):
+    work = tmp_path / "run"
+    shutil.copytree(run_dir, work)
+    pred_files = sorted(p for p in (work / "predictor").rglob("*") if p.is_file())
+    for p in pred_files:
+        if p.suffix == ".json":
+            p.write_text("{ not json")
+    before = (work / "search/candidates.parquet").read_bytes()
+    assert cli("search", "--run", str(work), "--predictor", str(work / "predictor"), "--budget", "3") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:"), err
+    assert (work / "search/candidates.parquet").read_bytes() == before
+
+    for p in sorted((work / "profile").glob("*.parquet")):
+        p.write_bytes(b"garbage")
+    out = tmp_path / "pred2"
+    assert cli("fit-predictor", "--profile", str(work / "profile"), "--out", str(out)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:"), err
+    assert not out.exists()
