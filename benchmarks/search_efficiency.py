@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budgets", default="50,100,200,400")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--name", default="search_efficiency")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/search_efficiency_runs"),
+                        help="finished runs are kept here; delete it to start afresh")
     args = parser.parse_args(argv)
     if args.synthetic:
         problem, acc, about = synthetic_problem()
@@ -135,18 +137,32 @@ def main(argv: list[str] | None = None) -> None:
     budgets = sorted(int(b) for b in args.budgets.split(","))
     names = [o.name for o in problem.objectives]
 
+    # each finished run is kept in --work, so an interrupted benchmark picks up where it stopped
+    args.work.mkdir(parents=True, exist_ok=True)
     runs = []
     for seed in seeds:
         for name in algorithms:
+            path = args.work / f"{name}-seed{seed}-b{budgets[-1]}.json"
+            if path.exists():
+                run = json.loads(path.read_text())
+                run["raw"], run["feasible"] = np.array(run["raw"]), np.array(run["feasible"], dtype=bool)
+                runs.append(run)
+                continue
             start = time.perf_counter()
             result = search.run_search(problem, search.get_algorithm(name), budget=budgets[-1], seed=seed)
             wall = time.perf_counter() - start
             archs = [Arch.from_json(a) for a in result.candidates["arch"]]
             fresh = [acc.fresh_seconds[a] for a in archs]
-            runs.append({"algorithm": name, "seed": seed, "wall_s": wall,
-                         "eval_fresh_s": float(np.sum(fresh)), "overhead_s": result.algorithm_seconds,
-                         "fixed_hv": result.hypervolume, "raw": result.candidates[names].to_numpy(),
-                         "feasible": result.candidates["feasible"].to_numpy(bool), "stop": result.stop_reason})
+            run = {"algorithm": name, "seed": seed, "wall_s": wall,
+                   "eval_fresh_s": float(np.sum(fresh)), "overhead_s": result.algorithm_seconds,
+                   "fixed_hv": result.hypervolume, "raw": result.candidates[names].to_numpy().tolist(),
+                   "feasible": result.candidates["feasible"].tolist(), "stop": result.stop_reason,
+                   "archs": result.candidates["arch"].tolist()}
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(run))
+            tmp.replace(path)
+            run["raw"], run["feasible"] = np.array(run["raw"]), np.array(run["feasible"], dtype=bool)
+            runs.append(run)
             print(f"{name:13s} seed {seed}: {len(archs)} evals, fixed-bounds HV {result.hypervolume[-1]:.4f}, "
                   f"wall {wall:.1f}s (overhead {result.algorithm_seconds:.1f}s), "
                   f"fresh-eval {np.sum(fresh):.1f}s; cache {len(acc.values)}", flush=True)
@@ -165,8 +181,9 @@ def main(argv: list[str] | None = None) -> None:
     target = float(np.mean(nsga2_final)) if nsga2_final else None
     summary = {"about": about, "objectives": names, "seeds": seeds, "budgets": budgets,
                "reference_front_size": int(len(ref_front)), "reference_front_hv": ref_hv,
-               "nsga2_final_hv_mean": target, "unique_accuracy_evaluations": len(acc.values),
-               "fresh_eval_s_mean": float(np.mean(list(acc.fresh_seconds.values()))), "algorithms": {}}
+               "nsga2_final_hv_mean": target, "unique_accuracy_evaluations": len({a for r in runs for a in r["archs"]}),
+               "fresh_eval_s_mean": float(np.mean([r["eval_fresh_s"] / len(r["raw"]) for r in runs])),
+               "algorithms": {}}
     for name in algorithms:
         mine = [r for r in runs if r["algorithm"] == name]
         at = {b: [r["hv"][b - 1] / ref_hv for r in mine if len(r["hv"]) >= b] for b in budgets}
