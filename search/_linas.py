@@ -18,11 +18,30 @@ from supernet.space import Arch
 
 from ._base import Algorithm, check_int, check_prob, get_algorithm, random_new, register_algorithm
 from ._operators import GenomeOps
-from ._pareto import front_ranks, hypervolume, non_dominated
-from ._problem import BatchFn, Objective, SearchProblem
+from ._pareto import non_dominated
+from ._problem import REFERENCE_POINT, BatchFn, Objective, SearchProblem
 
 PREDICTORS = ("ridge", "gbrt", "mlp")
-MAX_POOL = 300  # inner candidates considered for a batch, best fronts first
+MAX_POOL = 120  # inner candidates considered for a batch, best fronts first
+
+
+def _volume(F: np.ndarray) -> float:
+    """Hypervolume for the batch choice, called hundreds of times a round: moocore (what
+    pymoo's indicator runs) without the indicator's per-call set-up."""
+    from moocore import hypervolume as moocore_hv
+
+    inside = F[np.all(F < REFERENCE_POINT, axis=1)]
+    return float(moocore_hv(inside, ref=np.full(F.shape[1], REFERENCE_POINT))) if len(inside) else 0.0
+
+
+def _best_fronts(F: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the first non-dominated fronts of F, in rank order, until at least n."""
+    left, order = np.arange(len(F)), []
+    while left.size and len(order) < n:
+        mask = non_dominated(F[left])
+        order += left[mask].tolist()
+        left = left[~mask]
+    return np.array(order[:n], dtype=np.int64)
 
 
 def _make_predictor(kind: str, seed: int) -> Any:
@@ -49,13 +68,20 @@ class _Features:
         self.card = problem.space.cardinalities
         self.offsets = np.concatenate([[0], np.cumsum(self.card)[:-1]])
         self.cheap = cheap
+        self._rows: dict[Arch, np.ndarray] = {}
 
-    def __call__(self, archs: list[Arch]) -> np.ndarray:
-        X = np.zeros((len(archs), int(self.card.sum())))
-        for k, arch in enumerate(archs):
+    def _one_hot(self, arch: Arch) -> np.ndarray:
+        row = self._rows.get(arch)
+        if row is None:
             genome = self.space.encode(arch)
             active = np.flatnonzero(self.space.active_mask(genome))
-            X[k, self.offsets[active] + genome[active]] = 1.0
+            row = np.zeros(int(self.card.sum()))
+            row[self.offsets[active] + genome[active]] = 1.0
+            self._rows[arch] = row
+        return row
+
+    def __call__(self, archs: list[Arch]) -> np.ndarray:
+        X = np.array([self._one_hot(a) for a in archs]).reshape(len(archs), int(self.card.sum()))
         cols = [i for i, o in enumerate(self.problem.objectives) if not o.expensive]
         if cols:
             raw = np.zeros((len(archs), self.problem.n_objectives))
@@ -177,15 +203,14 @@ class LinasSearch(Algorithm):
         if not keep or n <= 0:
             return []
         F = F[keep]
-        ranks = front_ranks(F)
-        order = np.argsort(ranks, kind="stable")[:MAX_POOL]
+        order = _best_fronts(F, MAX_POOL)
         pool, pool_F = [archs[keep[i]] for i in order], F[order]
         base = measured_F[non_dominated(measured_F)]
         picks: list[Arch] = []
         chosen = np.zeros(len(pool), dtype=bool)
         for _ in range(min(n, len(pool))):
-            current = hypervolume(base)
-            gains = np.array([-1.0 if chosen[k] else hypervolume(np.vstack([base, pool_F[k]])) - current
+            current = _volume(base)
+            gains = np.array([-1.0 if chosen[k] else _volume(np.vstack([base, pool_F[k]])) - current
                               for k in range(len(pool))])
             k = int(np.argmax(gains))
             if gains[k] <= 0:  # nothing adds predicted volume: take the best-ranked left

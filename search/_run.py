@@ -189,7 +189,7 @@ class _Search:
         new = [a for a in archs if a not in out]
         if not self.expensive_names:
             for a in new:
-                out[a] = {"arch": a.to_json(), "values": [], "eval_seconds": 0.0}
+                out[a] = {"values": [], "eval_seconds": 0.0}
             new = []
         if self.evaluate_batch is None:
             groups = [[a] for a in new]  # one at a time: a kill loses at most the one in flight
@@ -219,7 +219,11 @@ class _Search:
         cheap = dict(zip([o.name for o in self.problem.cheap], self.cheap_values[arch]))
         raw = np.array([values[n] if n in values else cheap[n] for n in self.names])
         f = self.problem.normalise(raw[None, :])[0]
-        index = len(self.rows)
+        index = len(self.F)
+        if not self.track_hypervolume:  # an inner search (linas) needs only archs and values
+            self.F.append(f)
+            self.evaluated[arch] = index
+            return
         row: dict[str, Any] = {"evaluation": index, "arch": arch.to_json(),
                                "genome": json.dumps(self.problem.space.encode(arch).tolist())}
         for o, v in zip(self.problem.objectives, raw):
@@ -259,7 +263,7 @@ class _Search:
         start = time.perf_counter()
         self.algorithm.setup(self.problem, seed=self.seed, workdir=self.out_dir)
         space, idle, stop_reason = self.problem.space, 0, "budget spent"
-        while len(self.rows) < self.budget:
+        while len(self.F) < self.budget:
             asked = self.algorithm.ask()
             if not asked:
                 stop_reason = "the algorithm had nothing new to propose (space exhausted or converged)"
@@ -267,7 +271,7 @@ class _Search:
             archs = list(dict.fromkeys(space.validate(a) for a in asked))
             self._screen(archs)
             fresh = [a for a in archs if a not in self.evaluated and self._feasible(a)]
-            fresh = fresh[: self.budget - len(self.rows)]
+            fresh = fresh[: self.budget - len(self.F)]
             truncated = set(a for a in archs if a not in self.evaluated and self._feasible(a)) - set(fresh)
             if fresh:
                 idle = 0
@@ -288,7 +292,7 @@ class _Search:
                 stop_reason = (f"stopped after {idle} batches in a row brought no new feasible architecture "
                                f"({self.n_screened} proposals ruled out by constraints so far)")
                 break
-        if not self.rows:
+        if not self.F:
             raise ValueError(f"the search evaluated no architecture: {stop_reason}; "
                              f"{self.n_screened} proposals were ruled out by the constraints")
         result = self._result(stop_reason, start)
@@ -302,6 +306,10 @@ class _Search:
         names += [c.name for c in self.problem.constraints] + ["feasible", "eval_seconds", "elapsed_s"]
         candidates = pd.DataFrame(self.rows, columns=names)
         F = np.array(self.F).reshape(len(self.F), self.problem.n_objectives)
+        if not self.track_hypervolume:  # inner search: evaluated architectures are all feasible
+            return SearchResult(candidates=candidates, front=candidates, hypervolume=[], stop_reason=stop_reason,
+                                n_screened=self.n_screened, eval_seconds=0.0, algorithm_seconds=0.0,
+                                archs=list(self.evaluated), F=F)
         feasible = candidates["feasible"].to_numpy(dtype=bool)
         on_front = np.zeros(len(F), dtype=bool)
         if feasible.any():
