@@ -182,7 +182,7 @@ class LinasSearch(Algorithm):
         seed = int(self.rng.integers(2**31 - 1))
         try:
             found = _Search(inner_problem, inner, s["inner_budget"], seed, out_dir=None, progress=None,
-                            evaluate_batch=None, track_hypervolume=False).run()
+                            evaluate_batch=None, inner=True).run()
         except ValueError:  # the inner search found nothing feasible: explore instead
             return self._random(s["batch_size"])
         n_explore = int(round(s["explore"] * s["batch_size"]))

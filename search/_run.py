@@ -102,12 +102,12 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 class _Search:
     def __init__(self, problem: SearchProblem, algorithm: Algorithm, budget: int, seed: int, *,
                  out_dir: Path | str | None, progress: Progress | None, evaluate_batch: EvaluateBatch | None,
-                 track_hypervolume: bool = True) -> None:
+                 inner: bool = False) -> None:
         self.problem, self.budget, self.seed = problem, budget, seed
         self.algorithm = algorithm.fresh()
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.progress, self.evaluate_batch = progress, evaluate_batch
-        self.track_hypervolume = track_hypervolume
+        self.inner = inner  # a search inside another (linas): no rows, hypervolume or files
         self.names = [o.name for o in problem.objectives]
         self.expensive_names = [o.name for o in problem.expensive]
         self.cheap_values: dict[Arch, np.ndarray] = {}  # arch -> cheap objective values
@@ -220,7 +220,7 @@ class _Search:
         raw = np.array([values[n] if n in values else cheap[n] for n in self.names])
         f = self.problem.normalise(raw[None, :])[0]
         index = len(self.F)
-        if not self.track_hypervolume:  # an inner search (linas) needs only archs and values
+        if self.inner:  # needs only archs and values
             self.F.append(f)
             self.evaluated[arch] = index
             return
@@ -236,9 +236,7 @@ class _Search:
         self.rows.append(row)
         self.F.append(f)
         self.evaluated[arch] = index
-        if self.track_hypervolume:
-            hv = self.tracker.add(f) if row["feasible"] else self.tracker.value
-            self.hypervolume.append(hv)
+        self.hypervolume.append(self.tracker.add(f) if row["feasible"] else self.tracker.value)
         if self.progress is not None:
             self.progress(len(self.rows), self.budget, self.tracker.value)
 
@@ -306,7 +304,7 @@ class _Search:
         names += [c.name for c in self.problem.constraints] + ["feasible", "eval_seconds", "elapsed_s"]
         candidates = pd.DataFrame(self.rows, columns=names)
         F = np.array(self.F).reshape(len(self.F), self.problem.n_objectives)
-        if not self.track_hypervolume:  # inner search: evaluated architectures are all feasible
+        if self.inner:  # evaluated architectures are all feasible
             return SearchResult(candidates=candidates, front=candidates, hypervolume=[], stop_reason=stop_reason,
                                 n_screened=self.n_screened, eval_seconds=0.0, algorithm_seconds=0.0,
                                 archs=list(self.evaluated), F=F)
