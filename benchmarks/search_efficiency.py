@@ -61,11 +61,15 @@ class CachedAccuracy:
 
 
 def real_problem(checkpoint: Path, predictor_path: Path):
+    import torch
+
     from predictors import LatencyPredictor
     from supernet.checkpoint import load_checkpoint
     from supernet.evaluate import evaluate_archs
     from supernet.tasks import get_task
 
+    # one thread: on a shared 2-core machine a second torch thread made an evaluation ~60x slower
+    torch.set_num_threads(1)
     folder = checkpoint / "supernet" if (checkpoint / "supernet").is_dir() else checkpoint
     net, meta = load_checkpoint(folder)
     net.eval()
@@ -77,7 +81,7 @@ def real_problem(checkpoint: Path, predictor_path: Path):
         search.accuracy_objective(acc), search.latency_objective(predictor.predict_archs),
         search.size_objective(net.space, task.spec)))
     about = {"checkpoint": str(folder), "predictor": str(predictor_path), "task": t["name"],
-             "device": str(getattr(predictor, "device", "")), "n_val": int(len(task.y_val))}
+             "device": str(getattr(predictor, "device", "")), "n_val": int(len(task.y_val)), "torch_threads": 1}
     return problem, acc, about
 
 
