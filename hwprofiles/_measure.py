@@ -84,6 +84,11 @@ class Measurement:
     flagged: bool
 
     @property
+    def min_ms(self) -> float:
+        """Fastest timed run: the statistic least moved by other work on a shared machine."""
+        return min(self.raw_ms)
+
+    @property
     def spread(self) -> float:
         return (self.p90_ms - self.p10_ms) / self.median_ms if self.median_ms > 0 else float("inf")
 

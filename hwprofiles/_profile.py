@@ -39,6 +39,7 @@ from ._sampling import sample_profile_archs
 
 SCHEMA_VERSION = 1
 META, TABLE, BLOCKS, REPEAT = "profile.json", "measurements.parquet", "blocks.parquet", "repeat.parquet"
+TARGETS = ("median_ms", "min_ms")  # statistics a predictor can be fitted to
 STAT_COLUMNS = ["median_ms", "p10_ms", "p90_ms", "spread", "raw_ms", "attempts", "flagged"]
 TABLE_COLUMNS = ["arch", "genome", "embed_dim", "depth", *STAT_COLUMNS]
 
@@ -142,17 +143,31 @@ class Profile:
 
     @property
     def latency_ms(self) -> np.ndarray:
+        """Median latency (ms) of each subnet, in table order."""
+        return self.latency("median_ms")
+
+    def latency(self, stat: str = "median_ms") -> np.ndarray:
+        """One statistic per subnet: ``median_ms`` or ``min_ms`` (fastest run, from the raw timings)."""
+        if stat not in TARGETS:
+            raise ValueError(f"latency statistic must be one of {TARGETS}, got {stat!r}")
+        if stat == "min_ms":
+            return np.array([min(r) for r in self.table["raw_ms"]], dtype=np.float64)
         return self.table["median_ms"].to_numpy(dtype=np.float64)
 
     @property
     def repeatability(self) -> Repeatability | None:
-        if self.repeat is None or self.repeat.empty:
+        """Agreement of the two independent measurements of the median (the predictor ceiling)."""
+        return self.repeatability_of("median_ms")
+
+    def repeatability_of(self, stat: str = "median_ms") -> Repeatability | None:
+        column = f"repeat_{stat}"
+        if self.repeat is None or self.repeat.empty or column not in self.repeat.columns:
             return None
-        first = self.table.set_index("arch")["median_ms"]
+        first = pd.Series(self.latency(stat), index=self.table["arch"], name="first")
         joined = self.repeat.join(first, on="arch", how="inner")
         if joined.empty:
             return None
-        return Repeatability.between(joined["median_ms"].to_numpy(), joined["repeat_median_ms"].to_numpy())
+        return Repeatability.between(joined["first"].to_numpy(), joined[column].to_numpy())
 
     def block_costs(self) -> dict[str, float]:
         """Median ms of each measured block, by block name (empty without block measurements)."""
@@ -357,7 +372,8 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
                 chunk = todo_repeat[i : i + chunk_size]
                 models = [model_for(supernet(), a, device, folder) for a in chunk]
                 results = measure_shaped(models, device, [shape] * len(models), config, seed=seed + 10_007 + i)
-                repeat_rows += [{"arch": a.to_json(), "repeat_median_ms": m.median_ms, "repeat_flagged": m.flagged}
+                repeat_rows += [{"arch": a.to_json(), "repeat_median_ms": m.median_ms, "repeat_min_ms": m.min_ms,
+                                 "repeat_flagged": m.flagged}
                                 for a, m in zip(chunk, results)]
                 advance(len(chunk))
             write_parquet_atomic(out_dir / REPEAT, pd.DataFrame(repeat_rows))

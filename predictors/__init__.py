@@ -1,7 +1,7 @@
 """Latency predictors: features, estimators (a registry), metrics, persistence, selection.
 
 Estimators follow the scikit-learn contract (see `_base`); `LatencyPredictor` binds one to
-its feature schema, space, device and profile and saves it without pickle.
+its feature schema, space, device and profile and saves it as JSON plus arrays only.
 """
 
 from ._base import Estimator, NotFittedError, get_predictor, predictor_names, register

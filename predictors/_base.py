@@ -1,4 +1,4 @@
-"""The estimator contract shared by every predictor, its registry, and pickle-free state.
+"""The estimator contract shared by every predictor, its registry, and state stored as JSON plus arrays.
 
 Like scikit-learn: `__init__` stores keyword-only hyperparameters unchanged; `fit(X, y)`
 returns self; learned state lives in attributes ending in ``_``; `predict` before `fit`

@@ -164,7 +164,7 @@ class MLPPredictor(Estimator):
 
     name = "mlp"
 
-    def __init__(self, *, hidden: Sequence[int] = (64, 64), alpha: float = 1e-3, max_iter: int = 2000,
+    def __init__(self, *, hidden: Sequence[int] = (64, 64), alpha: float = 1.0, max_iter: int = 300,
                  random_state: int = 0) -> None:
         self.hidden, self.alpha, self.max_iter, self.random_state = hidden, alpha, max_iter, random_state
 

@@ -3,7 +3,7 @@
 Saved as one safetensors file: the learned arrays as tensors and a JSON header (in the
 file's metadata under ``hwnas``) with the schema version, estimator description, feature
 groups and schema, space fingerprint, device, profile reference, held-out metrics and
-library versions. No pickle. Loading against another space or device fails clearly.
+library versions. No Python object serialisation. Loading against another space or device fails clearly.
 """
 
 from __future__ import annotations

@@ -78,14 +78,16 @@ def compare_predictors(schema: FeatureSchema, device: Any, train: tuple[Sequence
 
 
 def fit_and_select(profile: Profile, *, seed: int = 0, names: Sequence[str] = DEFAULT_NAMES,
-                   test_fraction: float = 0.25) -> tuple[LatencyPredictor, pd.DataFrame]:
+                   test_fraction: float = 0.25, target: str = "median_ms") -> tuple[LatencyPredictor, pd.DataFrame]:
     """Fit `names` on a random train split of `profile`, compare them on the held-out rest.
 
     The best by held-out share within ±10%, then by MAPE, is refitted on every row and
     returned with the comparison table; the table's last row is the repeatability
     ceiling (two independent measurements of the same subnets) when the profile has one.
+    `target` is the statistic fitted: ``median_ms`` (default) or ``min_ms``, the fastest
+    run, which other work on a shared machine moves least.
     """
-    archs, y = profile.archs(), profile.latency_ms
+    archs, y = profile.archs(), profile.latency(target)
     train_idx, test_idx = split_indices(len(archs), test_fraction, seed)
     schema = FeatureSchema(profile.space, profile.spec)
     pick = lambda idx: ([archs[i] for i in idx], y[idx])  # noqa: E731
@@ -93,13 +95,13 @@ def fit_and_select(profile: Profile, *, seed: int = 0, names: Sequence[str] = DE
                                   block_costs=profile.block_costs(), seed=seed)
     best_row = table.sort_values(["within_10", "mape"], ascending=[False, True]).iloc[0]
     best = build_predictor(best_row["predictor"], schema, profile.device, block_costs=profile.block_costs(),
-                           seed=seed, profile=profile.reference())
+                           seed=seed, profile={**profile.reference(), "target": target})
     best.fit_archs(archs, y)
-    ceiling = profile.repeatability
+    ceiling = profile.repeatability_of(target)
     best.metrics = {"held_out": {k: (float(v) if isinstance(v, (float, np.floating)) else v)
                                  for k, v in best_row.to_dict().items()},
                     "repeatability": None if ceiling is None else ceiling.to_dict(),
-                    "selected_by": "held-out within_10, then mape"}
+                    "selected_by": "held-out within_10, then mape", "target": target}
     if ceiling is not None:
         table = pd.concat([table, pd.DataFrame([{"predictor": "repeatability (ceiling)", "mape": ceiling.mape,
                                                  "within_5": ceiling.within_5, "within_10": ceiling.within_10,

@@ -16,6 +16,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., help="Where to write the kept predictor (one .safetensors file)."),
         seed: int = typer.Option(0, help="Seed of the held-out split and the estimators."),
         test_fraction: float = typer.Option(0.25, help="Share of the profile held out for the comparison."),
+        target: str = typer.Option("median_ms", help="Statistic to predict: median_ms, or min_ms on a busy machine."),
     ) -> None:
         """Fit all predictors, compare them on a held-out split next to the repeatability ceiling."""
         from hwprofiles import Profile
@@ -25,7 +26,7 @@ def register(app: typer.Typer) -> None:
             raise UserInputError(f"--out {out} is a folder; give a file path such as {out / 'predictor.safetensors'}")
         try:
             prof = Profile.load(profile)
-            best, table = fit_and_select(prof, seed=seed, test_fraction=test_fraction)
+            best, table = fit_and_select(prof, seed=seed, test_fraction=test_fraction, target=target)
         except ValueError as exc:
             raise UserInputError(str(exc)) from None
         shown = table.drop(columns=["fit_seconds"]).copy()

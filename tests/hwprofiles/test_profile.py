@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -40,6 +41,11 @@ def test_profile_folder_and_resume(tmp_path, tiny_space, tiny_spec):
     assert (table["median_ms"] > 0).all() and all(len(r) >= 6 for r in table["raw_ms"])
     rep = first.repeatability
     assert rep is not None and rep.n == 6 and 0.0 <= rep.within_10 <= 1.0
+    assert first.repeatability_of("min_ms").n == 6
+    fastest = first.latency("min_ms")
+    assert np.all(fastest <= first.latency_ms) and np.all(fastest == [min(r) for r in table["raw_ms"]])
+    with pytest.raises(ValueError, match="latency statistic must be one of"):
+        first.latency("mean_ms")
     loaded = Profile.load(out)
     assert loaded.device == get_device("cpu") and loaded.space == tiny_space and loaded.spec == tiny_spec
     assert loaded.fingerprint["cpu_model"] and loaded.environment_differences() == []

@@ -1,4 +1,4 @@
-"""Every registered estimator meets the scikit-learn-style contract and persists without pickle."""
+"""Every registered estimator meets the scikit-learn-style contract and persists as JSON plus arrays."""
 
 from __future__ import annotations
 

@@ -1,0 +1,248 @@
+"""Latency predictors on this machine's `cpu` device: accuracy versus profiled samples,
+the repeatability ceiling, profiling time, and few-sample adaptation to other settings.
+
+One profile of `--total` subnets (default 500) of the default space on the digits input
+shape; a fixed held-out set of `--held-out` random subnets (default 100, never trained
+on); training sets are prefixes of the rest (coverage subnets first) of sizes `--sizes`.
+Adaptation: the best cpu predictor, recalibrated with k measurements of `cpu-2t`
+(onnxruntime, 2 threads) and `torch-cpu` (torch eager, 1 thread), scored on the same
+held-out subnets measured there. Writes benchmarks/results/latency_predictors.{json,md}.
+
+    .venv/bin/python benchmarks/latency_predictors.py            # ~15 minutes
+    .venv/bin/python benchmarks/latency_predictors.py --total 60 --held-out 20 --sizes 20,40 --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # fitting uses one BLAS thread: timing runs beside it
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hwprofiles import MeasureConfig, coverage_archs, fingerprint, get_device, profile_device, sample_profile_archs
+from predictors import (DEFAULT_NAMES, FeatureSchema, build_predictor, compare_predictors, kendall_tau,
+                        latency_metrics, within)
+from supernet import DEFAULT_SPACE
+from supernet.tasks import get_task
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--total", type=int, default=500)
+    parser.add_argument("--held-out", type=int, default=100)
+    parser.add_argument("--sizes", default="25,50,100,200,400")
+    parser.add_argument("--adapt-pool", type=int, default=20)
+    parser.add_argument("--blocks", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--fast-samples", type=int, default=60, help="extra subnets profiled with the fast preset")
+    parser.add_argument("--quick", action="store_true", help="short protocol, for trying the script out")
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--work", type=Path, default=None, help="profiles folder (default: a temp folder)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--refit", action="store_true",
+                        help="profiles in --work are complete: refit only, keep the recorded start time and load")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    config = MeasureConfig(warmup=2, min_runs=5, max_runs=20, max_seconds=0.01, rounds=2) if args.quick \
+        else MeasureConfig()
+    spec = get_task("digits").spec
+    space, seed = DEFAULT_SPACE, args.seed
+    work = args.work or Path(tempfile.mkdtemp(prefix="hwnas-bench-"))
+    cache = work / "onnx"
+    report: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "loadavg_start": os.getloadavg(), "fingerprint": fingerprint(), "config": config.to_dict(),
+                    "spec": spec.to_dict(), "total": args.total, "held_out": args.held_out}
+    previous = args.out / "latency_predictors.json"
+    if args.refit and previous.exists():
+        old = json.loads(previous.read_text())
+        report.update({k: old[k] for k in ("started", "loadavg_start", "loadavg_end", "finished") if k in old})
+        report["refitted"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    print(f"load average {os.getloadavg()}", flush=True)
+
+    # ------------------------------------------------------------------ profile cpu
+    archs = sample_profile_archs(space, args.total, seed)
+    n_cover = len(coverage_archs(space, seed))
+    rng = np.random.default_rng(seed + 1)
+    random_idx = rng.permutation(np.arange(n_cover, args.total))
+    test_idx = np.sort(random_idx[: args.held_out])
+    train_idx = np.array([i for i in range(args.total) if i not in set(test_idx)])  # coverage first
+    cpu = profile_device("cpu", space, spec, n_samples=args.total, out_dir=work / "cpu", seed=seed, blocks=args.blocks,
+                         config=config, onnx_cache=cache, repeat_fraction=0.1, progress=True)
+    pos = {a: i for i, a in enumerate(cpu.table["arch"])}
+    order = [pos[a.to_json()] for a in archs]
+    y = cpu.latency("median_ms")[order]
+    y_min = cpu.latency("min_ms")[order]
+    rep_min = cpu.repeatability_of("min_ms")
+    secs = cpu.meta["seconds"]
+    per_sample = secs["subnets"] / args.total
+    rep = cpu.repeatability
+    report["profile"] = {"seconds": secs, "seconds_per_subnet": per_sample, "flagged": int(cpu.table["flagged"].sum()),
+                         "median_ms_range": [float(y.min()), float(y.max())],
+                         "repeatability": rep.to_dict() if rep else None, "n_blocks": len(cpu.block_costs()),
+                         "repeatability_min_ms": rep_min.to_dict() if rep_min else None}
+    print(f"profiled {args.total} subnets: {per_sample:.2f} s per subnet; repeatability {rep}", flush=True)
+
+    # ------------------------------------------------------------------ accuracy vs samples
+    schema = FeatureSchema(space, spec)
+    test = ([archs[i] for i in test_idx], y[test_idx])
+    curve = []
+    names = list(DEFAULT_NAMES)
+    for n in sizes:
+        idx = train_idx[:n]
+        train = ([archs[i] for i in idx], y[idx])
+        _, table = compare_predictors(schema, cpu.device, train, test, names=names, seed=seed)
+        if cpu.block_costs():
+            _, blocks_table = compare_predictors(schema, cpu.device, train, test, names=["lut", "hybrid"],
+                                                 block_costs=cpu.block_costs(), seed=seed)
+            blocks_table["predictor"] += "+blocks"
+            table = pd.concat([table, blocks_table], ignore_index=True)
+        table["n_samples"] = n
+        table["profiling_minutes"] = n * per_sample / 60
+        table.loc[table["predictor"].str.endswith("+blocks"), "profiling_minutes"] += secs.get("blocks", 0) / 60
+        curve.append(table)
+        best = table.sort_values(["within_10", "mape"], ascending=[False, True]).iloc[0]
+        print(f"n={n}: best {best.predictor} ±10% {best.within_10:.3f} MAPE {best.mape:.2f}% tau {best.kendall_tau:.3f}",
+              flush=True)
+    curve_df = pd.concat(curve, ignore_index=True)
+    curve_df["target"] = "median_ms"
+    # The same subnets, fitting the fastest run (min_ms): what other work on the machine moves least.
+    min_curve = []
+    for n in sizes:
+        idx = train_idx[:n]
+        _, table = compare_predictors(schema, cpu.device, ([archs[i] for i in idx], y_min[idx]),
+                                      (test[0], y_min[test_idx]), names=names, seed=seed)
+        table["n_samples"], table["profiling_minutes"], table["target"] = n, n * per_sample / 60, "min_ms"
+        min_curve.append(table)
+    curve_df = pd.concat([curve_df, *min_curve], ignore_index=True)
+    report["curve"] = json.loads(curve_df.to_json(orient="records"))
+
+    # ------------------------------------------------------------------ few-sample adaptation
+    largest = sizes[-1]
+    src_table = curve_df[(curve_df["n_samples"] == largest) & (curve_df["target"] == "median_ms")]
+    src_table = src_table[~src_table["predictor"].str.endswith("+blocks")]
+    src_name = src_table.sort_values(["within_10", "mape"], ascending=[False, True]).iloc[0]["predictor"]
+    idx = train_idx[:largest]
+    source = build_predictor(src_name, schema, cpu.device, seed=seed).fit_archs([archs[i] for i in idx], y[idx])
+    pool_idx = train_idx[n_cover : n_cover + args.adapt_pool]  # random subnets, not the coverage ones
+    target_archs = [archs[i] for i in pool_idx] + test[0]
+    adaptation = []
+    for name in ("cpu-2t", "torch-cpu"):
+        t0 = time.perf_counter()
+        prof = profile_device(name, space, spec, n_samples=len(target_archs), archs=target_archs,
+                              out_dir=work / name, seed=seed, config=config, onnx_cache=cache, repeat_fraction=0.1,
+                              progress=True)
+        got = dict(zip(prof.table["arch"], prof.latency("median_ms")))
+        y_pool = np.array([got[a.to_json()] for a in target_archs[: args.adapt_pool]])
+        y_test = np.array([got[a.to_json()] for a in test[0]])
+        row = {"device": name, "seconds": time.perf_counter() - t0, "source": src_name,
+               "repeatability": prof.repeatability.to_dict() if prof.repeatability else None,
+               "unadapted": latency_metrics(y_test, source.predict_archs(test[0])),
+               "correlation_with_cpu": float(np.corrcoef(np.log(y_test), np.log(test[1]))[0, 1])}
+        for k in (5, 10, 20):
+            if k > args.adapt_pool:
+                continue
+            draws = [np.arange(k)] if k == args.adapt_pool else \
+                [np.random.default_rng(seed + d).choice(args.adapt_pool, k, replace=False) for d in range(5)]
+            adapted, scratch = [], []
+            for d in draws:
+                pool = [target_archs[i] for i in d]
+                pred = source.adapt(pool, y_pool[d], prof.device).predict_archs(test[0])
+                adapted.append((within(y_test, pred, 0.10), kendall_tau(y_test, pred), latency_metrics(y_test, pred)["mape"]))
+                own = build_predictor("lut", schema, prof.device).fit_archs(pool, y_pool[d]).predict_archs(test[0])
+                scratch.append((within(y_test, own, 0.10), kendall_tau(y_test, own)))
+            a, s = np.array(adapted), np.array(scratch)
+            row[f"k{k}"] = {"within_10": float(a[:, 0].mean()), "kendall_tau": float(a[:, 1].mean()),
+                            "mape": float(a[:, 2].mean()), "draws": len(draws),
+                            "scratch_lut_within_10": float(s[:, 0].mean()), "scratch_lut_tau": float(s[:, 1].mean())}
+        adaptation.append(row)
+        print(f"adapt to {name}: " + ", ".join(f"k={k}: ±10% {row[f'k{k}']['within_10']:.3f} tau "
+                                              f"{row[f'k{k}']['kendall_tau']:.3f}" for k in (5, 10, 20)
+                                              if f"k{k}" in row), flush=True)
+    report["adaptation"] = adaptation
+
+    # ------------------------------------------------------------------ fast preset (the main job's profile)
+    if args.fast_samples:
+        fast = profile_device("cpu", space, spec, n_samples=args.fast_samples, out_dir=work / "cpu-fast",
+                              seed=seed + 100, config=MeasureConfig.fast(), repeat_fraction=0.2, progress=True)
+        from predictors import fit_and_select
+
+        best, table = fit_and_select(fast, seed=seed)
+        report["fast_preset"] = {"n_samples": args.fast_samples, "seconds": fast.meta["seconds"],
+                                 "seconds_per_subnet": fast.meta["seconds"]["subnets"] / args.fast_samples,
+                                 "repeatability": fast.repeatability.to_dict() if fast.repeatability else None,
+                                 "best": best.name,
+                                 "held_out_on_cpu_test_set": latency_metrics(test[1], best.predict_archs(test[0])),
+                                 "table": json.loads(table.to_json(orient="records"))}
+        print(f"fast preset: {report['fast_preset']['seconds_per_subnet']:.2f} s per subnet", flush=True)
+
+    if not args.refit:
+        report["loadavg_end"] = os.getloadavg()
+        report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latency_predictors.json").write_text(json.dumps(report, indent=1, default=float))
+    curve_df.to_csv(args.out / "latency_predictors_curve.csv", index=False)
+    (args.out / "latency_predictors.md").write_text(markdown(report, curve_df))
+    if not args.quick:  # keep the cpu profile (parquet + JSON) next to the figures
+        keep = args.out / "profile-cpu"
+        shutil.rmtree(keep, ignore_errors=True)
+        shutil.copytree(work / "cpu", keep)
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+    print((args.out / "latency_predictors.md").read_text())
+
+
+def markdown(report: dict, curve: pd.DataFrame) -> str:
+    p, rep = report["profile"], report["profile"]["repeatability"] or {}
+    rep_min = report["profile"].get("repeatability_min_ms") or {}
+    lines = [f"# Latency predictors on `cpu` ({report['fingerprint']['cpu_model']}, onnxruntime "
+             f"{report['fingerprint']['onnxruntime']}, 1 thread)", "",
+             f"Started {report['started']}; load average at start {tuple(round(v, 2) for v in report['loadavg_start'])}, "
+             f"at end {tuple(round(v, 2) for v in report['loadavg_end'])} (2 cores, shared).", "",
+             f"- profile: {report['total']} subnets, {p['seconds_per_subnet']:.2f} s per subnet (export + measurement), "
+             f"{p['flagged']} flagged; latencies {p['median_ms_range'][0]:.3f}-{p['median_ms_range'][1]:.3f} ms",
+             f"- repeatability ceiling (two independent measurements of {rep.get('n')} subnets): "
+             f"{rep.get('within_10', float('nan')):.1%} within ±10%, {rep.get('within_5', float('nan')):.1%} within ±5%",
+             f"- the same for the fastest run (min_ms): {rep_min.get('within_10', float('nan')):.1%} within ±10%, "
+             f"{rep_min.get('within_5', float('nan')):.1%} within ±5%",
+             f"- held-out set: {report['held_out']} random subnets, never trained on", ""]
+    for target in ("median_ms", "min_ms"):
+        lines += [f"### target {target}", "",
+                  "| samples | profiling min | predictor | ±10% | ±5% | MAPE % | Kendall tau | Spearman |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in curve[curve["target"] == target].itertuples():
+            lines.append(f"| {r.n_samples} | {r.profiling_minutes:.1f} | {r.predictor} | {r.within_10:.3f} | "
+                         f"{r.within_5:.3f} | {r.mape:.2f} | {r.kendall_tau:.3f} | {r.spearman:.3f} |")
+        lines.append("")
+    lines += ["", "## Few-sample adaptation (k measurements of the new device)", "",
+              "| target | source | ceiling ±10% | unadapted ±10% / tau | k=5 ±10% / tau | k=10 | k=20 | LUT from scratch k=5 / 10 / 20 ±10% |",
+              "|---|---|---|---|---|---|---|---|"]
+    for a in report["adaptation"]:
+        cells = [f"{a[f'k{k}']['within_10']:.3f} / {a[f'k{k}']['kendall_tau']:.3f}" if f"k{k}" in a else "-"
+                 for k in (5, 10, 20)]
+        scratch = " / ".join(f"{a[f'k{k}']['scratch_lut_within_10']:.3f}" for k in (5, 10, 20) if f"k{k}" in a)
+        ceiling = a["repeatability"]["within_10"] if a["repeatability"] else float("nan")
+        lines.append(f"| {a['device']} | {a['source']} (cpu) | {ceiling:.3f} | {a['unadapted']['within_10']:.3f} / "
+                     f"{a['unadapted']['kendall_tau']:.3f} | " + " | ".join(cells) + f" | {scratch} |")
+    if "fast_preset" in report:
+        f = report["fast_preset"]
+        frep = f["repeatability"] or {}
+        lines += ["", "## Fast preset (what the main job profiles)", "",
+                  f"{f['n_samples']} new subnets with `MeasureConfig.fast()`: {f['seconds_per_subnet']:.2f} s per subnet; "
+                  f"repeatability {frep.get('within_10', float('nan')):.1%} within ±10%; kept `{f['best']}`, which "
+                  f"scores {f['held_out_on_cpu_test_set']['within_10']:.3f} within ±10% and tau "
+                  f"{f['held_out_on_cpu_test_set']['kendall_tau']:.3f} on the held-out set measured with the default protocol."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
