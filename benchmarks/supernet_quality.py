@@ -10,7 +10,7 @@ subnet's gap to its standalone twin, plus evaluation throughput with inherited w
     .venv/bin/python benchmarks/supernet_quality.py --task digits
     .venv/bin/python benchmarks/supernet_quality.py --task mnist --patch 4 --epochs 6 --subnets 6
 
-Writes benchmarks/results/supernet_quality_<task>.{csv,md}.
+Writes benchmarks/results/supernet_quality_<task>_e<epochs>.{csv,md} and _summary.csv.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def main() -> None:
     summary_df = pd.DataFrame(summary)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS / f"supernet_quality_{label}"
+    stem = RESULTS / f"supernet_quality_{label}_e{args.epochs}"
     _write(stem.with_suffix(".csv"), table.to_csv(index=False))
     _write(Path(f"{stem}_summary.csv"), summary_df.to_csv(index=False))
     md = [f"# Supernet ranking quality: {task.describe()}", "", f"Command: `{command}`", "",
