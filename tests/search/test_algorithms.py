@@ -158,3 +158,12 @@ def test_a_constraint_almost_nobody_meets_ends_in_bounded_time(name, tiny_spec, 
     else:  # found some of the few: all feasible, and the search still stopped by itself
         assert (result.candidates["max_size"] <= 0).all()
         assert len(acc.archs) == len(result.candidates) <= 10
+
+
+@pytest.mark.parametrize("inner", ["evolution", "optuna-tpe", "random"])
+def test_linas_runs_with_any_inner_search_and_ridge(tiny_problem, inner):
+    settings = dict(FAST["linas"], inner=inner, inner_settings={}, inner_budget=40, predictor="ridge")
+    result = run_search(tiny_problem, get_algorithm("linas", **settings), budget=20, seed=0)
+    assert len(result.candidates) == 20 and result.candidates["arch"].is_unique
+    with pytest.raises(ValueError, match="inner must be another algorithm"):
+        get_algorithm("linas", inner="linas")
