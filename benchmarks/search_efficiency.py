@@ -41,6 +41,8 @@ from search import HypervolumeTracker, non_dominated  # noqa: E402
 from supernet import Arch  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
+# benchmark-only variants: name -> (registered algorithm, settings)
+VARIANTS = {"linas-ridge": ("linas", {"predictor": "ridge"})}
 
 
 class CachedAccuracy:
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", type=Path, help="run folder (or its supernet/ folder) of a trained supernet")
     parser.add_argument("--predictor", type=Path, help="latency predictor folder for the device")
     parser.add_argument("--synthetic", action="store_true", help="analytic stand-in problem (no checkpoint)")
-    parser.add_argument("--algorithms", default=",".join(search.algorithm_names()))
+    parser.add_argument("--algorithms", default=",".join([*search.algorithm_names(), *VARIANTS]))
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--budgets", default="50,100,200,400")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -153,7 +155,9 @@ def main(argv: list[str] | None = None) -> None:
                 runs.append(run)
                 continue
             start = time.perf_counter()
-            result = search.run_search(problem, search.get_algorithm(name), budget=budgets[-1], seed=seed)
+            registered, settings = VARIANTS.get(name, (name, {}))
+            algorithm = search.get_algorithm(registered, **settings)
+            result = search.run_search(problem, algorithm, budget=budgets[-1], seed=seed)
             wall = time.perf_counter() - start
             archs = [Arch.from_json(a) for a in result.candidates["arch"]]
             fresh = [acc.fresh_seconds[a] for a in archs]
