@@ -44,8 +44,14 @@ class LatencyPredictor:
 
     def __init__(self, estimator: Estimator, schema: FeatureSchema, groups: Sequence[str], device: DeviceSpec | str, *,
                  profile: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
-                 versions: dict[str, Any] | None = None) -> None:
+                 versions: dict[str, Any] | None = None,
+                 latency_range: Sequence[float] | None = None) -> None:
         self.estimator, self.schema = estimator, schema
+        # (fastest, slowest) latency it was fitted on; predictions stay within half the
+        # fastest and twice the slowest. Profiles include the space's extremes, so a
+        # prediction outside that band is an extrapolation artefact (e.g. a lookup table
+        # whose fitted costs are all zero for some rare component), not a latency.
+        self.latency_range = None if latency_range is None else (float(latency_range[0]), float(latency_range[1]))
         self.groups = FeatureSchema.check_groups(groups)
         self.device, self.profile = get_device(device), profile or {}
         self.metrics = metrics or {}
@@ -63,14 +69,19 @@ class LatencyPredictor:
         return self.schema.transform(archs, self.groups)
 
     def fit_archs(self, archs: Sequence[Arch], latency_ms: np.ndarray) -> "LatencyPredictor":
-        self.estimator.fit(self.features(archs), np.asarray(latency_ms, dtype=np.float64))
+        y = np.asarray(latency_ms, dtype=np.float64)
+        self.estimator.fit(self.features(archs), y)
+        self.latency_range = (float(y.min()), float(y.max()))
         return self
 
     def predict_archs(self, archs: Sequence[Arch]) -> np.ndarray:
         """Predicted latency in ms, one per architecture."""
         if len(archs) == 0:
             return np.zeros(0)
-        return self.estimator.predict(self.features(archs))
+        predicted = self.estimator.predict(self.features(archs))
+        if self.latency_range is not None:
+            predicted = np.clip(predicted, 0.5 * self.latency_range[0], 2.0 * self.latency_range[1])
+        return predicted
 
     # ------------------------------------------------------------------ adaptation
     def adapt(self, archs: Sequence[Arch], latency_ms: np.ndarray, device: DeviceSpec | str, *,
@@ -92,6 +103,7 @@ class LatencyPredictor:
                 "feature_names": self.schema.names(self.groups), "schema": self.schema.to_dict(),
                 "space_fingerprint": self.space.fingerprint(), "device": self.device.to_dict(),
                 "profile": self.profile, "metrics": self.metrics, "versions": self.versions,
+                "latency_range": None if self.latency_range is None else list(self.latency_range),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
     def save(self, path: str | Path) -> Path:
@@ -155,7 +167,8 @@ class LatencyPredictor:
                 warnings.warn(f"predictor {path} was profiled on a different machine: {'; '.join(differences)}",
                               stacklevel=2)
         return cls(estimator, schema, header["groups"], stored_device, profile=profile,
-                   metrics=header.get("metrics"), versions=header.get("versions"))
+                   metrics=header.get("metrics"), versions=header.get("versions"),
+                   latency_range=header.get("latency_range"))
 
     def __repr__(self) -> str:
         return f"LatencyPredictor({self.estimator!r}, device={self.device.name!r}, groups={self.groups})"

@@ -36,9 +36,10 @@ class TaskSettings:
 @dataclass(frozen=True)
 class TrainSettings:
     epochs: int = 12
-    batch_size: int = 128
+    batch_size: int = 32
     lr: float = 2e-3
     k_random: int = 2
+    threads: int = 1  # torch threads for training and supernet evaluation
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class RunConfig:
         check(self.train.batch_size > 0, f"train.batch_size must be > 0, got {self.train.batch_size}")
         check(self.train.lr > 0, f"train.lr must be > 0, got {self.train.lr}")
         check(self.train.k_random >= 0, f"train.k_random must be >= 0, got {self.train.k_random}")
+        check(self.train.threads > 0, f"train.threads must be > 0, got {self.train.threads}")
         check(self.profile.samples >= 8, f"profile.samples must be >= 8, got {self.profile.samples}")
         check(self.search.budget > 0, f"search.budget must be > 0, got {self.search.budget}")
         objectives = self.search.objectives

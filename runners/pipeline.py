@@ -102,6 +102,15 @@ def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list
 
 
 # --------------------------------------------------------------------- shared loaders
+def pin_torch_threads(threads: int) -> None:
+    """Fix torch's thread count. The models here are small: on a 2-core machine that also
+    runs measurements, one thread is faster than torch's default of one per core, which
+    thrashes as soon as anything else runs."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def load_task(config: RunConfig):
     from supernet.tasks import get_task
 
@@ -231,6 +240,7 @@ def search_run(run_dir: Path, config: RunConfig, predictor_path: Path, echo: Ech
 
     from .progress import search_progress
 
+    pin_torch_threads(config.train.threads)
     supernet, meta = load_supernet(run_dir)
     task = task_from_meta(meta)
     predictor = load_predictor(predictor_path, space=supernet.space)
@@ -270,7 +280,7 @@ def stage_search(state: RunState, echo: Echo) -> str:
 
 
 def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str | None = None,
-               seed: int = 0) -> dict[str, Any]:
+               seed: int = 0, threads: int = 1) -> dict[str, Any]:
     """Export the run's Pareto front and baselines, re-measured (the body of `hwnas export`)."""
     import pandas as pd
 
@@ -282,6 +292,7 @@ def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserInputError(f"run folder {run_dir} does not exist")
+    pin_torch_threads(threads)
     front_path = run_dir / "search" / "front.csv"
     if not front_path.exists():
         raise UserInputError(f"{front_path} does not exist: run `hwnas search --run {run_dir}` first")
@@ -314,7 +325,8 @@ def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str
 
 
 def stage_export(state: RunState, echo: Echo) -> str:
-    manifest = export_run(state.run_dir, echo, baselines=state.config.export.baselines, seed=state.config.seed)
+    manifest = export_run(state.run_dir, echo, baselines=state.config.export.baselines, seed=state.config.seed,
+                          threads=state.config.train.threads)
     front = [m for m in manifest["models"] if m["kind"] == "front"]
     off = sum(m["latency_off_by_more_than_10pct"] for m in front)
     return f"{len(front)} front models + {len(manifest['models']) - len(front)} baselines; {off} off by >10%"
@@ -334,6 +346,7 @@ _STAGE_FNS = {"train": stage_train, "profile": stage_profile, "fit-predictor": s
 def run_pipeline(run_dir: Path, config: RunConfig | None, *, echo: Echo = print) -> RunState:
     """Run every unfinished stage in order; return the state with stage times."""
     state = open_run(run_dir, config)
+    pin_torch_threads(state.config.train.threads)
     for stage in STAGES:
         if state.done(stage):
             echo(f"[{stage}] already done ({state.stages[stage]['seconds']:.1f} s): {state.stages[stage]['summary']}")

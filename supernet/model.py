@@ -34,12 +34,21 @@ def _merge_heads(t: torch.Tensor) -> torch.Tensor:
 
 
 def _init_(module: nn.Module, generator: torch.Generator) -> None:
-    """Seeded initialisation: truncated normal weights (std 0.02), zero biases."""
+    """Seeded initialisation: weight matrices truncated normal with std 1/sqrt(fan_in)
+    (cut at 2 std), positional embeddings std 0.02, LayerNorms at identity, zero biases.
+
+    Fan-in scaling keeps every projection's output at unit scale from the first step; with
+    the smaller std 0.02 common in large transformers, the 4-value tokens here start as
+    near-zero embeddings and training needs many more updates to get going.
+    """
     for name, p in module.named_parameters():
         if "norm" in name:
             nn.init.ones_(p) if name.endswith("weight") else nn.init.zeros_(p)
         elif name.endswith("bias"):
             nn.init.zeros_(p)
+        elif p.dim() == 2 and name != "pos":
+            std = p.shape[1] ** -0.5
+            nn.init.trunc_normal_(p, std=std, a=-2 * std, b=2 * std, generator=generator)
         else:
             nn.init.trunc_normal_(p, std=0.02, a=-0.04, b=0.04, generator=generator)
 

@@ -13,10 +13,11 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def train(
         task: str = typer.Option("digits", help="digits, mnist, mnist1d or npz:PATH."),
-        epochs: int = typer.Option(20, help="Training epochs."),
+        epochs: int = typer.Option(12, help="Training epochs."),
         seed: int = typer.Option(0, help="Seed for the data splits, weights, batch order and sampled subnets."),
-        out: Path = typer.Option(Path("results/train"), help="Run folder; an existing checkpoint there is resumed."),
-        batch_size: int = typer.Option(128, help="Examples per step."),
+        out: Path = typer.Option(Path("results/train"), help="Run folder: the checkpoint goes to OUT/supernet/ "
+                                 "(resumed when there), where `hwnas search --run OUT` reads it."),
+        batch_size: int = typer.Option(32, help="Examples per step."),
         lr: float = typer.Option(2e-3, help="Peak learning rate (AdamW, warm-up then cosine)."),
         k_random: int = typer.Option(2, help="Random subnets per step besides the largest and smallest."),
         no_sandwich: bool = typer.Option(False, "--no-sandwich", help="Train only the k random subnets each step."),
@@ -38,12 +39,15 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             raise UserInputError(str(exc)) from None
         typer.echo(data.describe())
+        from runners.pipeline import pin_torch_threads
+
+        pin_torch_threads(1)
         try:
-            result = train_supernet(data, search_space, config, out)
+            result = train_supernet(data, search_space, config, out / "supernet")
         except ValueError as exc:  # an incompatible or corrupt checkpoint in `out`
             raise UserInputError(str(exc)) from None
         last = result.history[-1]
         resumed = f" (resumed after epoch {result.resumed_from_epoch})" if result.resumed_from_epoch else ""
         typer.echo(f"trained {len(result.history)} epochs, {result.steps} steps in {result.train_seconds:.1f} s"
                    f"{resumed}; val acc largest {last['val_acc_largest']:.3f}, smallest {last['val_acc_smallest']:.3f}"
-                   f"\ncheckpoint: {out / 'checkpoint.json'}")
+                   f"\ncheckpoint: {out / 'supernet' / 'checkpoint.json'}")

@@ -1,0 +1,132 @@
+"""The default `hwnas run`, end to end: stage times, exported-model figures, local vs Ray.
+
+1. `hwnas run` with embedded defaults into a fresh folder: wall time by stage (run.json);
+   share of exported front models within ±10% of predicted latency; largest gap between
+   ONNX and supernet test accuracy; speed-up of the front over the best uniform baseline
+   at equal test accuracy (all read from export/manifest.json).
+2. The same pipeline with `--executor ray` (local Ray, 2 CPUs): wall time.
+3. Same front for the same seed: `hwnas search` with the local and the Ray executor on the
+   same supernet and predictor (copied from run 1), fronts compared.
+
+    .venv/bin/python benchmarks/end_to_end.py            # all three
+    .venv/bin/python benchmarks/end_to_end.py --skip-ray-pipeline
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+RESULTS = Path(__file__).parent / "results"
+HWNAS = [sys.executable, "-m", "runners.cli"]
+
+
+def run(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def figures(run_dir: Path) -> dict:
+    from runners.report import models_frame, speedup_at_equal_accuracy
+
+    manifest = json.loads((run_dir / "export/manifest.json").read_text())
+    df = models_frame(manifest)
+    front = df[df.kind == "front"]
+    state = json.loads((run_dir / "run.json").read_text())
+    stages = {k: v["seconds"] for k, v in state["stages"].items()}
+    return {
+        "stage_seconds": stages,
+        "total_seconds": round(sum(stages.values()), 1),
+        "front_models": len(front),
+        "share_within_10pct": float((~front.latency_off).mean()),
+        "share_within_10pct_all_models": float((~df.latency_off).mean()),
+        "max_onnx_vs_supernet_test_gap_points": float((front.test_acc - front.supernet_test_acc).abs().max() * 100),
+        "speedup_vs_best_uniform_baseline": speedup_at_equal_accuracy(df),
+        "front": front[["name", "arch", "test_acc", "predicted_ms", "measured_ms"]].to_dict("records"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("/tmp/hwnas-e2e"))
+    parser.add_argument("--skip-ray-pipeline", action="store_true")
+    args = parser.parse_args()
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    args.out.mkdir(parents=True)
+    from hwprofiles import fingerprint
+
+    load_start = os.getloadavg()
+    local_dir = args.out / "local"
+    wall_local = run([*HWNAS, "run", "--run", str(local_dir)])
+    result = {"command": "python benchmarks/end_to_end.py", "machine": fingerprint(), "load_average_at_start": load_start,
+              "local": {"wall_seconds": round(wall_local, 1), **figures(local_dir)}}
+
+    if not args.skip_ray_pipeline:
+        ray_dir = args.out / "ray"
+        wall_ray = run([*HWNAS, "run", "--run", str(ray_dir), "--executor", "ray"])
+        result["ray"] = {"wall_seconds": round(wall_ray, 1), **figures(ray_dir)}
+
+    # Same supernet and predictor, search with each executor: the fronts must be identical.
+    fronts, times = {}, {}
+    for kind in ("local", "ray"):
+        d = args.out / f"search-{kind}"
+        d.mkdir()
+        shutil.copytree(local_dir / "supernet", d / "supernet")
+        times[kind] = run([*HWNAS, "search", "--run", str(d), "--predictor", str(local_dir / "predictor"),
+                           "--executor", kind, "--seed", "0"])
+        fronts[kind] = sorted(pd.read_csv(d / "search/front.csv")["arch"])
+    result["search_executor_comparison"] = {
+        "same_front": fronts["local"] == fronts["ray"], "front_size": len(fronts["local"]),
+        "wall_seconds": {k: round(v, 1) for k, v in times.items()},
+    }
+    result["load_average_at_end"] = os.getloadavg()
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "end_to_end.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    shutil.copy(local_dir / "report/pareto.png", RESULTS / "end_to_end_pareto.png")
+    shutil.copy(local_dir / "report/report.md", RESULTS / "end_to_end_report.md")
+
+    loc = result["local"]
+    sp = loc["speedup_vs_best_uniform_baseline"]
+    lines = [
+        "# End to end: the default `hwnas run`",
+        "",
+        f"Machine: {result['machine'].get('cpu_model')}, {result['machine'].get('cpu_count')} cores; load average "
+        f"at start {load_start[0]:.2f}, at end {result['load_average_at_end'][0]:.2f}. Command: `{result['command']}`.",
+        "",
+        "| stage | seconds |", "|---|---|",
+        *[f"| {k} | {v:.1f} |" for k, v in loc["stage_seconds"].items()],
+        f"| **total (stages)** | **{loc['total_seconds']:.1f}** |",
+        f"| wall time of the command | {loc['wall_seconds']:.1f} |",
+        "",
+        f"- front models exported: {loc['front_models']}; within ±10% of predicted latency: "
+        f"{loc['share_within_10pct']:.0%} (all exported models incl. baselines: {loc['share_within_10pct_all_models']:.0%})",
+        f"- largest gap between ONNX and supernet test accuracy on the front: "
+        f"{loc['max_onnx_vs_supernet_test_gap_points']:.2f} points",
+        (f"- speed-up over the best uniform baseline at equal or better test accuracy: {sp['speedup']:.2f}x "
+         f"({sp['front']} {sp['front_ms']:.4f} ms at {sp['front_acc']:.1%} vs {sp['baseline']} "
+         f"{sp['baseline_ms']:.4f} ms at {sp['baseline_acc']:.1%})") if sp else
+        "- speed-up: no front model reaches a baseline's test accuracy",
+    ]
+    if "ray" in result:
+        lines.append(f"- `hwnas run --executor ray` (local Ray, 2 CPUs): {result['ray']['wall_seconds']:.1f} s wall "
+                     f"vs {loc['wall_seconds']:.1f} s local")
+    cmp_ = result["search_executor_comparison"]
+    lines.append(f"- `hwnas search` on the same supernet and predictor, seed 0: same front with local and Ray "
+                 f"executors: {cmp_['same_front']} ({cmp_['front_size']} models); wall "
+                 f"{cmp_['wall_seconds']['local']:.1f} s local, {cmp_['wall_seconds']['ray']:.1f} s Ray")
+    (RESULTS / "end_to_end.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
