@@ -199,11 +199,11 @@ def stage_fit(state: RunState, echo: Echo) -> str:
     from predictors import fit_and_select
 
     profile = Profile.load(state.run_dir / "profile")
-    best, table = fit_and_select(profile, seed=state.config.seed)
+    best, table = fit_and_select(profile, seed=state.config.seed, target=state.config.profile.target)
     best.save(state.run_dir / "predictor")
     atomic_write_json(state.run_dir / "predictor_comparison.json", json.loads(table.to_json(orient="records")))
     echo(table.to_string(index=False))
-    return f"kept '{best.name}'"
+    return f"kept '{best.name}' (fitted to {state.config.profile.target})"
 
 
 def build_problem(run_dir: Path, config: RunConfig, predictor, supernet, meta, task, executor=None):
@@ -317,6 +317,7 @@ def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str
     manifest = export_models(
         supernet=supernet, space=supernet.space, task=task, items=items, predict_ms=predictor.predict_archs,
         device=device, measure_config=measure, out_dir=run_dir / "export", fingerprint=fingerprint(),
+        statistic=predictor.profile.get("target", "median_ms"),
         seed=seed, progress=echo,
     )
     for line in comparison_lines(manifest):
