@@ -5,8 +5,8 @@ A TOML config has one table per stage; every key is optional:
     seed = 0
     [task]     name = "digits"   patch = 4
     [space]    ...               (see supernet.SearchSpace; omitted: the default space)
-    [train]    epochs = 8        batch_size = 128   lr = 2e-3   k_random = 2
-    [profile]  device = "cpu"    samples = 80       preset = "fast"
+    [train]    epochs = 20       batch_size = 32    lr = 2e-3   k_random = 2   threads = 1
+    [profile]  device = "cpu"    samples = 80       preset = "fast"   target = "min_ms"
     [search]   algorithm = "linas"  budget = 100  objectives = ["accuracy", "latency", "size"]
                max_latency_ms = 0.5   max_size_mb = 1.0
     [export]   baselines = true
@@ -35,7 +35,7 @@ class TaskSettings:
 
 @dataclass(frozen=True)
 class TrainSettings:
-    epochs: int = 12
+    epochs: int = 20
     batch_size: int = 32
     lr: float = 2e-3
     k_random: int = 2

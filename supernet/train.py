@@ -37,7 +37,7 @@ from .tasks import Task
 class TrainConfig:
     """Settings of one supernet (or standalone subnet) training run."""
 
-    epochs: int = 12
+    epochs: int = 20
     batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 0.05

@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., help="Where to write the kept predictor (one .safetensors file)."),
         seed: int = typer.Option(0, help="Seed of the held-out split and the estimators."),
         test_fraction: float = typer.Option(0.25, help="Share of the profile held out for the comparison."),
-        target: str = typer.Option("median_ms", help="Statistic to predict: median_ms, or min_ms on a busy machine."),
+        target: str = typer.Option("min_ms", help="Statistic to predict: min_ms (fastest timed run; repeats on shared or virtual machines) or median_ms."),
     ) -> None:
         """Fit all predictors, compare them on a held-out split next to the repeatability ceiling."""
         from hwprofiles import Profile

@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def train(
         task: str = typer.Option("digits", help="digits, mnist, mnist1d or npz:PATH."),
-        epochs: int = typer.Option(12, help="Training epochs."),
+        epochs: int = typer.Option(20, help="Training epochs."),
         seed: int = typer.Option(0, help="Seed for the data splits, weights, batch order and sampled subnets."),
         out: Path = typer.Option(Path("results/train"), help="Run folder: the checkpoint goes to OUT/supernet/ "
                                  "(resumed when there), where `hwnas search --run OUT` reads it."),
