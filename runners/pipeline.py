@@ -189,8 +189,8 @@ def stage_profile(state: RunState, echo: Echo) -> str:
     else:
         profile = profile_device(device, c.space_obj(), task.spec, n_samples=c.profile.samples, out_dir=out,
                                  seed=c.seed, config=measure, progress=True)
-    rep = profile.repeatability
-    ceiling = f"; repeatability {rep.within_10pct:.0%} within ±10%" if rep is not None else ""
+    rep = profile.repeatability_of(c.profile.target)
+    ceiling = f"; repeatability of {c.profile.target}: {rep.within_10pct:.0%} within ±10%" if rep is not None else ""
     return f"{len(profile.table)} subnets measured on '{device.name}'{ceiling}"
 
 
