@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import tempfile
 import time
 import warnings
@@ -28,7 +27,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from supernet import Arch, InputSpec, SearchSpace
+from supernet import Arch, InputSpec, SearchSpace, atomic_write
 
 from ._backends import backend_unavailable_reason
 from ._device import DeviceSpec, get_device
@@ -72,19 +71,11 @@ class Repeatability:
 
 # ------------------------------------------------------------------------- files
 def write_json_atomic(path: Path, data: Any) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=True)))
 
 
 def write_parquet_atomic(path: Path, frame: pd.DataFrame) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def _stat_row(m: Measurement) -> dict[str, Any]:

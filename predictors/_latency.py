@@ -9,8 +9,6 @@ library versions. No Python object serialisation. Loading against another space 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 import warnings
 from importlib import metadata
@@ -20,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from hwprofiles import DeviceSpec, compare_fingerprints, fingerprint, get_device
-from supernet import Arch, SearchSpace
+from supernet import Arch, SearchSpace, atomic_write
 
 from ._base import Estimator
 from .features import FeatureSchema
@@ -115,15 +113,8 @@ class LatencyPredictor:
         path.parent.mkdir(parents=True, exist_ok=True)
         _, arrays = self.estimator.get_state()
         header = json.dumps(self.to_header(), sort_keys=True, default=_json_default)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        os.close(fd)
-        try:
-            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, tmp, metadata={"hwnas": header})
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        tensors = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+        return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"hwnas": header}))
 
     @classmethod
     def load(cls, path: str | Path, *, space: SearchSpace | None = None,

@@ -15,7 +15,6 @@ would, having lost no evaluation.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from supernet import atomic_write
 from supernet.space import Arch
 
 from ._base import Algorithm
@@ -93,12 +93,6 @@ def run_search(problem: SearchProblem, algorithm: Algorithm, *, budget: int, see
                    evaluate_batch=evaluate_batch).run()
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 class _Search:
     def __init__(self, problem: SearchProblem, algorithm: Algorithm, budget: int, seed: int, *,
                  out_dir: Path | str | None, progress: Progress | None, evaluate_batch: EvaluateBatch | None,
@@ -157,15 +151,15 @@ class _Search:
             return
         state = {"schema_version": SCHEMA_VERSION, **self._identity(), "budget": self.budget,
                  "evaluations": self.records}
-        _atomic_write(self.out_dir / STATE_FILE, lambda p: p.write_text(json.dumps(state, indent=1)))
+        atomic_write(self.out_dir / STATE_FILE, lambda p: p.write_text(json.dumps(state, indent=1)))
 
     def _write_outputs(self, result: SearchResult) -> None:
         if self.out_dir is None:
             return
-        _atomic_write(self.out_dir / CANDIDATES_FILE, lambda p: result.candidates.to_parquet(p, index=False))
-        _atomic_write(self.out_dir / FRONT_FILE, lambda p: result.front.to_csv(p, index=False))
+        atomic_write(self.out_dir / CANDIDATES_FILE, lambda p: result.candidates.to_parquet(p, index=False))
+        atomic_write(self.out_dir / FRONT_FILE, lambda p: result.front.to_csv(p, index=False))
         hv = pd.DataFrame({"evaluation": np.arange(len(result.hypervolume)), "hypervolume": result.hypervolume})
-        _atomic_write(self.out_dir / HYPERVOLUME_FILE, lambda p: hv.to_csv(p, index=False))
+        atomic_write(self.out_dir / HYPERVOLUME_FILE, lambda p: hv.to_csv(p, index=False))
 
     # ----------------------------------------------------------------- evaluation
     def _screen(self, archs: list[Arch]) -> None:

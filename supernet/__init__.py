@@ -7,6 +7,7 @@ so `search/` and `predictors/` can use the space without pulling in torch.
 from importlib import import_module
 from typing import Any
 
+from ._atomic import atomic_write
 from .cost import Cost, InputSpec, arch_cost
 from .space import DEFAULT_SPACE, LAYER_FIELDS, QUANT_POLICIES, Arch, Gene, LayerConfig, SearchSpace
 from .tasks import Task, get_task, register_task, task_names
@@ -33,7 +34,7 @@ _LAZY = {
 
 __all__ = [
     "Arch", "Cost", "DEFAULT_SPACE", "Gene", "InputSpec", "LAYER_FIELDS", "LayerConfig",
-    "QUANT_POLICIES", "SearchSpace", "Task", "arch_cost", "get_task", "register_task", "task_names", *_LAZY,
+    "QUANT_POLICIES", "SearchSpace", "Task", "arch_cost", "atomic_write", "get_task", "register_task", "task_names", *_LAZY,
 ]
 
 

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import platform
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from ._atomic import atomic_write
 from .cost import InputSpec
 from .model import Supernet
 from .space import SearchSpace
@@ -43,16 +43,7 @@ def library_versions() -> dict[str, str]:
 
 
 def _atomic_write(path: Path, write: Any) -> None:
-    """Call `write(tmp_path)` on a temp file beside `path`, then rename it over `path`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; checkpoints are ordinary user files
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, write)
 
 
 def _sha256(path: Path) -> str:
