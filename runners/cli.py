@@ -3,7 +3,15 @@ library function, print. Each command module registers itself on `app`."""
 
 from __future__ import annotations
 
+import os
 import sys
+
+# Latency is measured single-threaded while numerical libraries have run in the same process
+# (scikit-learn, numpy's BLAS, OpenMP). Their idle worker threads busy-wait, and on a 2-core
+# machine that slowed the export stage's measurements by 30-60%. One thread each, set before
+# any of them loads; `runners.pipeline` also caps them with threadpoolctl.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 from importlib import import_module
 
 import typer

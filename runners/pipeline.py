@@ -103,12 +103,18 @@ def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list
 
 # --------------------------------------------------------------------- shared loaders
 def pin_torch_threads(threads: int) -> None:
-    """Fix torch's thread count. The models here are small: on a 2-core machine that also
-    runs measurements, one thread is faster than torch's default of one per core, which
-    thrashes as soon as anything else runs."""
+    """Fix torch's thread count, and cap numpy's BLAS and OpenMP pools at one thread.
+
+    The models here are small: on a 2-core machine that also runs measurements, one torch
+    thread is faster than the default of one per core, which thrashes as soon as anything
+    else runs. Idle BLAS/OpenMP workers left by scikit-learn or numpy busy-wait and slowed
+    later single-threaded latency measurements in the same process by 30-60%.
+    """
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(threads)
+    threadpool_limits(limits=1)
 
 
 def load_task(config: RunConfig):
