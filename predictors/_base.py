@@ -74,6 +74,13 @@ class Estimator(ABC):
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X must have {self.n_features_in_} features, got {X.shape[1]}")
 
+    def _check_predict(self, X: np.ndarray) -> np.ndarray:
+        """`X` as a validated float array for `predict`: fitted, finite, right width."""
+        self._check_fitted()
+        X, _ = self._check_xy(X)
+        self._check_n_features(X)
+        return X
+
     # ------------------------------------------------------------------ persistence
     def get_state(self, prefix: str = "") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """(JSON-able description, arrays) of hyperparameters and learned state."""

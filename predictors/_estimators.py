@@ -71,9 +71,7 @@ class LookupTablePredictor(Estimator):
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        self._check_fitted()
-        X, _ = self._check_xy(X)
-        self._check_n_features(X)
+        X = self._check_predict(X)
         return np.maximum(self.scale_ * (X @ self.costs_) + self.overhead_, 1e-6)
 
 
@@ -101,9 +99,7 @@ class RidgePredictor(Estimator):
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        self._check_fitted()
-        X, _ = self._check_xy(X)
-        self._check_n_features(X)
+        X = self._check_predict(X)
         raw = ((X - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
         return np.exp(raw) if self.target == "log" else np.maximum(raw, 1e-6)
 
@@ -145,9 +141,7 @@ class GBTPredictor(Estimator):
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        self._check_fitted()
-        X, _ = self._check_xy(X)
-        self._check_n_features(X)
+        X = self._check_predict(X)
         X = X.astype(np.float32).astype(np.float64)  # scikit-learn's trees split float32 inputs
         node = np.broadcast_to(self.roots_, (X.shape[0], self.roots_.size)).copy()  # (n, trees)
         rows = np.arange(X.shape[0])[:, None]
@@ -189,9 +183,7 @@ class MLPPredictor(Estimator):
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        self._check_fitted()
-        X, _ = self._check_xy(X)
-        self._check_n_features(X)
+        X = self._check_predict(X)
         h = (X - self.mean_) / self.scale_
         for i, (w, b) in enumerate(zip(self.coefs_, self.intercepts_)):
             h = h @ w + b
@@ -229,9 +221,7 @@ class HybridPredictor(Estimator):
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        self._check_fitted()
-        X, _ = self._check_xy(X)
-        self._check_n_features(X)
+        X = self._check_predict(X)
         base = self.lut_.predict(X[:, : self.n_lut_columns])
         F = (self._correction_features(X, base) - self.mean_) / self.scale_
         return base * np.exp(F @ self.coef_ + self.intercept_)

@@ -212,7 +212,7 @@ def stage_fit(state: RunState, echo: Echo) -> str:
     return f"kept '{best.name}' (fitted to {state.config.profile.target})"
 
 
-def build_problem(run_dir: Path, config: RunConfig, predictor, supernet, meta, task, executor=None):
+def build_problem(config: RunConfig, predictor, supernet, task, executor=None):
     """The search problem of a run: accuracy (expensive, val split) plus cheap objectives."""
     import search
 
@@ -261,7 +261,7 @@ def search_run(run_dir: Path, config: RunConfig, predictor_path: Path, echo: Ech
         executor = RayExecutor(run_dir / "supernet", task.x_val, task.y_val, address=config.executor.ray_address,
                                num_workers=config.executor.num_cpus, num_cpus=config.executor.num_cpus)
     try:
-        problem = build_problem(run_dir, config, predictor, supernet, meta, task, executor)
+        problem = build_problem(config, predictor, supernet, task, executor)
         atomic_write_json(run_dir / "search" / "search.json", {
             "predictor": str(Path(predictor_path).resolve()), "algorithm": config.search.algorithm,
             "budget": config.search.budget, "seed": config.seed, "objectives": list(config.search.objectives),
@@ -372,9 +372,5 @@ def run_pipeline(run_dir: Path, config: RunConfig | None, *, echo: Echo = print)
     return state
 
 
-def stage_times(state: RunState) -> dict[str, float]:
-    return {name: float(state.stages[name]["seconds"]) for name in STAGES if name in state.stages}
-
-
-__all__ = ["RunState", "STAGES", "open_run", "run_pipeline", "export_run", "search_run", "stage_times",
+__all__ = ["RunState", "STAGES", "open_run", "run_pipeline", "export_run", "search_run",
            "build_problem"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -35,6 +36,18 @@ def as_tensor(a: np.ndarray | torch.Tensor, dtype: torch.dtype, device: torch.de
     return torch.from_numpy(np.array(a, copy=True)).to(device=device, dtype=dtype)
 
 
+@contextmanager
+def _eval_mode(module: nn.Module) -> Iterator[None]:
+    """Eval mode without autograd for the block; the module's own mode is restored after."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        module.train(was_training)
+
+
 def _device_of(module: nn.Module) -> torch.device:
     return next(module.parameters()).device
 
@@ -56,13 +69,8 @@ def evaluate_archs(supernet: Supernet, archs: Sequence[Arch], x: np.ndarray | to
     device = _device_of(supernet)
     xt = as_tensor(x, torch.float32, device)
     yt = as_tensor(y, torch.int64, device)
-    was_training = supernet.training
-    supernet.eval()
-    try:
-        with torch.inference_mode():
-            acc = [_accuracy(lambda xb, a=arch: supernet(xb, a), xt, yt, batch_size) for arch in archs]
-    finally:
-        supernet.train(was_training)
+    with _eval_mode(supernet):
+        acc = [_accuracy(lambda xb, a=arch: supernet(xb, a), xt, yt, batch_size) for arch in archs]
     return np.asarray(acc, dtype=np.float64)
 
 
@@ -73,10 +81,5 @@ def evaluate_module(module: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarr
     device = _device_of(module)
     xt = as_tensor(x, torch.float32, device)
     yt = as_tensor(y, torch.int64, device)
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.inference_mode():
-            return _accuracy(module, xt, yt, batch_size)
-    finally:
-        module.train(was_training)
+    with _eval_mode(module):
+        return _accuracy(module, xt, yt, batch_size)
