@@ -9,22 +9,23 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from supernet.space import Arch
-
 from ._operators import GenomeOps
-from ._problem import SearchProblem
+from ._problem import SearchProblem, feasible
+from ._space import ArchLike
 
 
 class Algorithm(ABC):
-    """A search algorithm driven through ask/tell by `run_search`.
+    """A search algorithm driven through ask/tell by `optimize` (and so `run_search`).
 
     `ask()` proposes a batch of architectures (evaluated together, possibly in parallel);
     `tell(archs, F, G)` returns what they scored: F (n, n_objectives) normalised
     minimisation values (see `SearchProblem.normalise`; an architecture that a constraint
     ruled out before its expensive evaluation has `PENALTY` in its expensive columns),
-    G (n, n_constraints) constraint values, feasible when all <= 0. The runner answers
+    G (n, n_constraints) constraint values, feasible when all <= 0. The loop answers
     repeated architectures from its cache and never spends budget on them twice.
-    An empty `ask()` means the algorithm has nothing new to propose.
+    An empty `ask()` means the algorithm has nothing new to propose. Architectures are
+    those of `problem.space`; algorithms reach the space only through its protocol
+    (`search.Space`), mostly via `GenomeOps`.
 
     Constructor arguments are the algorithm's settings (keyword-only, JSON values);
     `setup` resets all search state, so one instance can run many searches.
@@ -48,11 +49,11 @@ class Algorithm(ABC):
         """Start a new search. `workdir` (or None) may hold the algorithm's own files."""
 
     @abstractmethod
-    def ask(self) -> list[Arch]:
+    def ask(self) -> list[ArchLike]:
         """The next batch of architectures to evaluate."""
 
     @abstractmethod
-    def tell(self, archs: list[Arch], F: np.ndarray, G: np.ndarray) -> None:
+    def tell(self, archs: list[ArchLike], F: np.ndarray, G: np.ndarray) -> None:
         """Results of (a prefix-ordered subset of) the last batch."""
 
     def __repr__(self) -> str:
@@ -73,10 +74,10 @@ def check_prob(name: str, value: Any) -> float:
 
 
 def random_new(problem: SearchProblem, ops: GenomeOps, n: int, rng: np.random.Generator,
-               exclude: set[Arch], *, feasible_only: bool = True, max_tries: int = 50) -> list[Arch]:
+               exclude: set[ArchLike], *, feasible_only: bool = True, max_tries: int = 50) -> list[ArchLike]:
     """Up to `n` distinct random architectures outside `exclude` (and feasible when asked),
     drawn in at most `max_tries * n` samples: never an endless loop."""
-    out: list[Arch] = []
+    out: list[ArchLike] = []
     taken = set(exclude)
     for _ in range(max_tries):
         if len(out) >= n:
@@ -84,7 +85,7 @@ def random_new(problem: SearchProblem, ops: GenomeOps, n: int, rng: np.random.Ge
         draws = [ops.decode(ops.sample(rng)) for _ in range(n)]
         draws = [a for a in dict.fromkeys(draws) if a not in taken]
         if feasible_only and draws and problem.constraints:
-            ok = np.all(problem.constraint_values(draws) <= 0, axis=1)
+            ok = feasible(problem.constraint_values(draws))
             draws = [a for a, keep in zip(draws, ok) if keep]
         for a in draws[: n - len(out)]:
             out.append(a)
@@ -96,11 +97,15 @@ _REGISTRY: dict[str, type[Algorithm]] = {}
 
 
 def register_algorithm(cls: type[Algorithm]) -> type[Algorithm]:
-    """Class decorator adding an algorithm to the registry under `cls.name`."""
-    if not cls.name:
-        raise ValueError(f"{cls.__name__} needs a non-empty class attribute `name`")
-    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-        raise ValueError(f"an algorithm named {cls.name!r} is already registered")
+    """Class decorator adding an algorithm to the registry under `cls.name`; a name can
+    be registered once (a second class under the same name is refused, not swapped in)."""
+    if not isinstance(cls, type) or not issubclass(cls, Algorithm):
+        raise ValueError(f"only Algorithm subclasses can be registered, got {cls!r}")
+    if not isinstance(cls.name, str) or not cls.name:
+        raise ValueError(f"{cls.__name__} needs a non-empty string class attribute `name`, got {cls.name!r}")
+    if cls.name in _REGISTRY:
+        raise ValueError(f"algorithm names must be unique: {cls.name!r} is already registered "
+                         f"({_REGISTRY[cls.name].__qualname__}); pick another name for {cls.__qualname__}")
     _REGISTRY[cls.name] = cls
     return cls
 

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from supernet.space import Arch
-
 from ._base import Algorithm, check_int, check_prob, random_new, register_algorithm
 from ._operators import GenomeOps
-from ._problem import SearchProblem
+from ._problem import SearchProblem, feasible
+from ._space import ArchLike
 
 
 @register_algorithm
@@ -56,15 +55,13 @@ class EvolutionSearch(Algorithm):
         self.column = names.index(wanted)
         self.ops = GenomeOps(problem.space)
         self.rng = np.random.default_rng(seed)
-        self.seen: set[Arch] = set()
-        self.population: list[tuple[float, Arch]] = []  # (score to minimise, arch)
+        self.seen: set[ArchLike] = set()
+        self.population: list[tuple[float, ArchLike]] = []  # (score to minimise, arch)
 
-    def _feasible(self, arch: Arch) -> bool:
-        if not self.problem.constraints:
-            return True
-        return bool(np.all(self.problem.constraint_values([arch]) <= 0))
+    def _feasible(self, arch: ArchLike) -> bool:
+        return not self.problem.constraints or bool(feasible(self.problem.constraint_values([arch]))[0])
 
-    def _child(self, make, taken: set[Arch]) -> Arch | None:
+    def _child(self, make, taken: set[ArchLike]) -> ArchLike | None:
         for _ in range(self._settings["max_tries"]):
             arch = self.ops.decode(make())
             if arch not in taken and self._feasible(arch):
@@ -81,7 +78,7 @@ class EvolutionSearch(Algorithm):
         i, j = self.rng.choice(len(parents), 2, replace=False)
         return self.ops.crossover(parents[i], parents[j], self.rng)
 
-    def ask(self) -> list[Arch]:
+    def ask(self) -> list[ArchLike]:
         s, rng, ops = self._settings, self.rng, self.ops
         taken = set(self.seen)
         if not self.population:
@@ -101,10 +98,9 @@ class EvolutionSearch(Algorithm):
         self.seen.update(batch)
         return batch
 
-    def tell(self, archs: list[Arch], F: np.ndarray, G: np.ndarray) -> None:
+    def tell(self, archs: list[ArchLike], F: np.ndarray, G: np.ndarray) -> None:
         self.seen.update(archs)
-        feasible = np.all(np.asarray(G) <= 0, axis=1) if G.size else np.ones(len(archs), dtype=bool)
-        told = [(float(f[self.column]) if ok else np.inf, a) for a, f, ok in zip(archs, F, feasible)]
+        told = [(float(f[self.column]) if ok else np.inf, a) for a, f, ok in zip(archs, F, feasible(G))]
         best = sorted(self.population, key=lambda p: p[0])[: self._settings["parent_size"]]
         known = {a for _, a in best}
         self.population = best + [p for p in told if p[1] not in known and np.isfinite(p[0])]

@@ -14,34 +14,20 @@ from typing import Any
 
 import numpy as np
 
-from supernet.space import Arch
-
 from ._base import Algorithm, check_int, check_prob, get_algorithm, random_new, register_algorithm
 from ._operators import GenomeOps
-from ._pareto import non_dominated
-from ._problem import REFERENCE_POINT, BatchFn, Objective, SearchProblem
+from ._optimize import optimize
+from ._pareto import front_ranks, hypervolume, non_dominated
+from ._problem import BatchFn, Constraint, Objective, SearchProblem, feasible
+from ._space import ArchLike
 
 PREDICTORS = ("gbrt", "ridge")
 MAX_POOL = 120  # inner candidates considered for a batch, best fronts first
 
 
-def _volume(F: np.ndarray) -> float:
-    """Hypervolume for the batch choice, called hundreds of times a round: moocore (what
-    pymoo's indicator runs) without the indicator's per-call set-up."""
-    from moocore import hypervolume as moocore_hv
-
-    inside = F[np.all(F < REFERENCE_POINT, axis=1)]
-    return float(moocore_hv(inside, ref=np.full(F.shape[1], REFERENCE_POINT))) if len(inside) else 0.0
-
-
 def _best_fronts(F: np.ndarray, n: int) -> np.ndarray:
-    """Indices of the first non-dominated fronts of F, in rank order, until at least n."""
-    left, order = np.arange(len(F)), []
-    while left.size and len(order) < n:
-        mask = non_dominated(F[left])
-        order += left[mask].tolist()
-        left = left[~mask]
-    return np.array(order[:n], dtype=np.int64)
+    """Indices of the first n rows of F by non-dominated front (best first, then by index)."""
+    return np.argsort(front_ranks(F), kind="stable")[:n]
 
 
 def _make_predictor(kind: str, seed: int) -> Any:
@@ -62,24 +48,24 @@ class _Features:
     """One-hot of each active gene (inactive layers all zero) plus the normalised cheap
     objectives, which carry most of what size and speed say about accuracy."""
 
-    def __init__(self, problem: SearchProblem, cheap: dict[str, BatchFn]) -> None:
-        self.space, self.problem = problem.space, problem
-        self.card = problem.space.cardinalities
+    def __init__(self, problem: SearchProblem, ops: GenomeOps, cheap: dict[str, BatchFn]) -> None:
+        self.problem, self.ops = problem, ops
+        self.card = ops.card
         self.offsets = np.concatenate([[0], np.cumsum(self.card)[:-1]])
         self.cheap = cheap
-        self._rows: dict[Arch, np.ndarray] = {}
+        self._rows: dict[ArchLike, np.ndarray] = {}
 
-    def _one_hot(self, arch: Arch) -> np.ndarray:
+    def _one_hot(self, arch: ArchLike) -> np.ndarray:
         row = self._rows.get(arch)
         if row is None:
-            genome = self.space.encode(arch)
-            active = np.flatnonzero(self.space.active_mask(genome))
+            genome = np.asarray(self.ops.space.encode(arch), dtype=np.int64)
+            active = np.flatnonzero(self.ops.active(genome))
             row = np.zeros(int(self.card.sum()))
             row[self.offsets[active] + genome[active]] = 1.0
             self._rows[arch] = row
         return row
 
-    def __call__(self, archs: list[Arch]) -> np.ndarray:
+    def __call__(self, archs: list[ArchLike]) -> np.ndarray:
         X = np.array([self._one_hot(a) for a in archs]).reshape(len(archs), int(self.card.sum()))
         cols = [i for i, o in enumerate(self.problem.objectives) if not o.expensive]
         if cols:
@@ -121,18 +107,20 @@ class LinasSearch(Algorithm):
         self.ops = GenomeOps(problem.space)
         self.rng = np.random.default_rng(seed)
         self.seed = seed
-        self.told: dict[Arch, tuple[np.ndarray, bool]] = {}  # arch -> (normalised F, feasible)
-        self.asked: set[Arch] = set()
+        self.told: dict[ArchLike, tuple[np.ndarray, bool]] = {}  # arch -> (normalised F, feasible)
+        self.asked: set[ArchLike] = set()
         self.cheap = {o.name: self._memo(o.fn) for o in problem.cheap}
-        self.features = _Features(problem, self.cheap)
+        # inner searches check the same constraints on the same reference members each round
+        self.constraints = tuple(Constraint(c.name, self._memo(c.fn), c.description) for c in problem.constraints)
+        self.features = _Features(problem, self.ops, self.cheap)
         self.rounds = 0
 
     @staticmethod
     def _memo(fn: BatchFn) -> BatchFn:
-        """Cheap objectives are called again and again on the same architectures."""
-        cache: dict[Arch, float] = {}
+        """Cheap objectives and constraints are called again and again on the same architectures."""
+        cache: dict[ArchLike, float] = {}
 
-        def cached(archs: list[Arch]) -> np.ndarray:
+        def cached(archs: list[ArchLike]) -> np.ndarray:
             new = [a for a in dict.fromkeys(archs) if a not in cache]
             if new:
                 cache.update(zip(new, np.asarray(fn(new), dtype=np.float64).reshape(-1)))
@@ -140,16 +128,15 @@ class LinasSearch(Algorithm):
 
         return cached
 
-    def tell(self, archs: list[Arch], F: np.ndarray, G: np.ndarray) -> None:
-        feasible = np.all(np.asarray(G) <= 0, axis=1) if G.size else np.ones(len(archs), dtype=bool)
-        for a, f, ok in zip(archs, np.asarray(F), feasible):
+    def tell(self, archs: list[ArchLike], F: np.ndarray, G: np.ndarray) -> None:
+        for a, f, ok in zip(archs, np.asarray(F), feasible(G)):
             self.told[a] = (np.array(f), bool(ok))
         self.asked.update(archs)
 
-    def _random(self, n: int) -> list[Arch]:
+    def _random(self, n: int) -> list[ArchLike]:
         return random_new(self.problem, self.ops, n, self.rng, self.asked | set(self.told))
 
-    def ask(self) -> list[Arch]:
+    def ask(self) -> list[ArchLike]:
         s = self._settings
         measured = [(a, f) for a, (f, ok) in self.told.items() if ok]
         if len(measured) < min(s["initial_size"], 2) or not self.rounds:
@@ -160,9 +147,7 @@ class LinasSearch(Algorithm):
         self.asked.update(batch)
         return batch
 
-    def _round(self, measured: list[tuple[Arch, np.ndarray]]) -> list[Arch]:
-        from ._run import _Search  # the inner search is a run without files or hypervolume
-
+    def _round(self, measured: list[tuple[ArchLike, np.ndarray]]) -> list[ArchLike]:
         s, problem = self._settings, self.problem
         X = self.features([a for a, _ in measured])
         F = np.array([f for _, f in measured])
@@ -176,26 +161,27 @@ class LinasSearch(Algorithm):
                 lo, hi = problem.bounds[i]
                 objectives.append(Objective(o.name, o.direction, "cheap", self.cheap[o.name], source=o.source,
                                             bounds=(lo, hi)))
-        inner_problem = SearchProblem(problem.space, tuple(objectives), problem.constraints)
+        inner_problem = SearchProblem(problem.space, tuple(objectives), self.constraints)
         inner = get_algorithm(s["inner"], **s["inner_settings"])
         seed = int(self.rng.integers(2**31 - 1))
         try:
-            found = _Search(inner_problem, inner, s["inner_budget"], seed, out_dir=None, progress=None,
-                            evaluate_batch=None, inner=True).run()
+            found = optimize(inner_problem, inner, s["inner_budget"], seed)
         except ValueError:  # the inner search found nothing feasible: explore instead
             return self._random(s["batch_size"])
         n_explore = int(round(s["explore"] * s["batch_size"]))
-        picks = self._pick(found.archs, found.F, F, s["batch_size"] - n_explore)
+        ok = found.feasible  # all of them: the loop evaluates feasible architectures only
+        picks = self._pick([a for a, keep in zip(found.archs, ok) if keep], found.F[ok], F,
+                           s["batch_size"] - n_explore)
         self.asked.update(picks)
         return picks + self._random(s["batch_size"] - len(picks))
 
     def _predicted(self, model: Any) -> BatchFn:
-        def fn(archs: list[Arch]) -> np.ndarray:
+        def fn(archs: list[ArchLike]) -> np.ndarray:
             return np.clip(model.predict(self.features(archs)), -0.5, 1.5)
 
         return fn
 
-    def _pick(self, archs: list[Arch], F: np.ndarray, measured_F: np.ndarray, n: int) -> list[Arch]:
+    def _pick(self, archs: list[ArchLike], F: np.ndarray, measured_F: np.ndarray, n: int) -> list[ArchLike]:
         """Up to `n` unseen inner candidates, greedily by hypervolume added to the measured
         front (predicted values), best fronts first; ties broken by front rank."""
         keep = [i for i, a in enumerate(archs) if a not in self.told and a not in self.asked]
@@ -205,11 +191,11 @@ class LinasSearch(Algorithm):
         order = _best_fronts(F, MAX_POOL)
         pool, pool_F = [archs[keep[i]] for i in order], F[order]
         base = measured_F[non_dominated(measured_F)]
-        picks: list[Arch] = []
+        picks: list[ArchLike] = []
         chosen = np.zeros(len(pool), dtype=bool)
         for _ in range(min(n, len(pool))):
-            current = _volume(base)
-            gains = np.array([-1.0 if chosen[k] else _volume(np.vstack([base, pool_F[k]])) - current
+            current = hypervolume(base)
+            gains = np.array([-1.0 if chosen[k] else hypervolume(np.vstack([base, pool_F[k]])) - current
                               for k in range(len(pool))])
             k = int(np.argmax(gains))
             if gains[k] <= 0:  # nothing adds predicted volume: take the best-ranked left

@@ -1,4 +1,4 @@
-"""`nsga2`: pymoo's NSGA-II with categorical, depth-aware operators, driven by ask/tell."""
+"""`nsga2`: pymoo's NSGA-II with categorical operators on the space's genome, driven by ask/tell."""
 
 from __future__ import annotations
 
@@ -6,16 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
-from supernet.space import Arch
-
 from ._base import Algorithm, check_int, check_prob, register_algorithm
 from ._operators import GenomeOps
 from ._problem import SearchProblem
+from ._space import ArchLike
 
 MATING_TRIES = 10
 
 
-def _pymoo_parts(problem: SearchProblem, ops: GenomeOps, seen: set[Arch], mutation_prob: float | None):
+def _pymoo_parts(problem: SearchProblem, ops: GenomeOps, seen: set[ArchLike], mutation_prob: float | None):
     """pymoo problem, sampling, crossover, mutation and duplicate elimination for a space."""
     from pymoo.core.crossover import Crossover
     from pymoo.core.duplicate import DuplicateElimination
@@ -48,7 +47,7 @@ def _pymoo_parts(problem: SearchProblem, ops: GenomeOps, seen: set[Arch], mutati
             X = np.asarray(X).astype(np.int64)
             out = np.empty_like(X)
             for k, genome in enumerate(X):
-                prob = mutation_prob if mutation_prob is not None else 1.0 / int(ops.active(genome).sum())
+                prob = mutation_prob if mutation_prob is not None else 1.0 / max(1, ops.n_variable(genome))
                 out[k] = ops.mutate(genome, random_state, prob)
             return out
 
@@ -77,7 +76,7 @@ class NSGA2Search(Algorithm):
     A generation is one batch of `population_size` offspring. Offspring that repeat an
     architecture already evaluated are rejected by the duplicate elimination, so each
     generation brings new evaluations. `mutation_prob` is per active gene (default
-    1 / number of active genes).
+    1 / number of active genes with more than one choice, so about one change per child).
     """
 
     name = "nsga2"
@@ -91,7 +90,7 @@ class NSGA2Search(Algorithm):
 
         self.problem = problem
         self.ops = GenomeOps(problem.space)
-        self.seen: set[Arch] = set()
+        self.seen: set[ArchLike] = set()
         pm_problem, sampling, crossover, mutation, dedup = _pymoo_parts(
             problem, self.ops, self.seen, self._settings["mutation_prob"])
         self.algorithm = NSGA2(pop_size=self._settings["population_size"], sampling=sampling,
@@ -102,14 +101,14 @@ class NSGA2Search(Algorithm):
         self.algorithm.setup(pm_problem, seed=int(seed), verbose=False)
         self._pending = None
 
-    def ask(self) -> list[Arch]:
+    def ask(self) -> list[ArchLike]:
         pop = self.algorithm.ask()
         if pop is None or len(pop) == 0:
             return []
         self._pending = pop
         return [self.ops.decode(np.asarray(x).astype(np.int64)) for x in pop.get("X")]
 
-    def tell(self, archs: list[Arch], F: np.ndarray, G: np.ndarray) -> None:
+    def tell(self, archs: list[ArchLike], F: np.ndarray, G: np.ndarray) -> None:
         self.seen.update(archs)
         pop, self._pending = self._pending, None
         if pop is None:

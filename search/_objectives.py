@@ -1,5 +1,6 @@
-"""Built-in objectives and constraints for the supernet: accuracy, latency, size, FLOPs,
-parameters. Units: latency in ms, size in bytes, budgets in ms and MB (10**6 bytes)."""
+"""Built-in objectives and constraints: accuracy and latency over any space's
+architectures (from a callable), size, FLOPs and parameters of transformer architectures.
+Units: latency in ms, size in bytes, budgets in ms and MB (10**6 bytes)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from supernet.cost import InputSpec, arch_cost
 from supernet.space import Arch, SearchSpace
 
 from ._problem import BatchFn, Constraint, Objective
+from ._space import ArchLike
 
 
 def _cost_fn(space: SearchSpace, spec: InputSpec, attr: str) -> BatchFn:
@@ -35,24 +37,28 @@ def params_objective(space: SearchSpace, spec: InputSpec, *, name: str = "params
     return Objective(name, "min", "cheap", _cost_fn(space, spec, "params"), source="analytic")
 
 
-def latency_objective(predict_fn: Callable[[list[Arch]], np.ndarray], *, name: str = "latency",
+def latency_objective(predict_fn: Callable[[list[ArchLike]], np.ndarray], *, name: str = "latency",
                       bounds: tuple[float, float] | None = None) -> Objective:
     """Latency in ms from a device's predictor, e.g. `predictor.predict_archs` (minimise)."""
     return Objective(name, "min", "cheap", predict_fn, source="predicted", bounds=bounds)
 
 
-def accuracy_objective(eval_fn: Callable[[list[Arch]], np.ndarray], *, name: str = "accuracy",
+def accuracy_objective(eval_fn: Callable[[list[ArchLike]], np.ndarray], *, name: str = "accuracy",
                        bounds: tuple[float, float] = (0.0, 1.0)) -> Objective:
-    """Accuracy in [0, 1] on the validation split, really evaluated (expensive, maximise)."""
+    """Accuracy in [0, 1] on the validation split, really evaluated (expensive, maximise).
+
+    `eval_fn(archs) -> values` is any callable over a list of architectures of the
+    problem's space: the supernet's evaluation, a lookup table, a synthetic function.
+    """
     return Objective(name, "max", "expensive", eval_fn, source="measured", bounds=bounds)
 
 
-def max_latency_constraint(predict_fn: Callable[[list[Arch]], np.ndarray], ms: float, *,
+def max_latency_constraint(predict_fn: Callable[[list[ArchLike]], np.ndarray], ms: float, *,
                            name: str = "max_latency") -> Constraint:
     """Predicted latency at most `ms`: the value is latency - ms (feasible when <= 0)."""
     ms = _positive("ms", ms)
 
-    def fn(archs: list[Arch]) -> np.ndarray:
+    def fn(archs: list[ArchLike]) -> np.ndarray:
         return np.asarray(predict_fn(archs), dtype=np.float64) - ms
 
     return Constraint(name, fn, description=f"latency <= {ms:g} ms")

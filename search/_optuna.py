@@ -1,8 +1,9 @@
 """`optuna-tpe` and `optuna-nsga2`: optuna samplers through ask/tell.
 
 The study lives in a file-based optuna storage (`optuna.journal`, a JournalStorage with a
-JournalFileBackend) in the search's folder, so optuna-dashboard can open it. Depth is
-suggested first and only the active layers' choices after it (a conditional space).
+JournalFileBackend) in the search's folder, so optuna-dashboard can open it. The genes
+of the space are suggested in genome order, each only while the space marks it active
+(a conditional space: the transformer's depth first, then only its active layers).
 Values go to optuna raw, with each objective's direction; constraints go through
 `Trial.set_constraint`. A resumed search replays its stored evaluations into a new study
 file, so the sampler sees exactly the history of an uninterrupted run.
@@ -16,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from supernet.space import LAYER_FIELDS, Arch, LayerConfig
-
 from ._base import Algorithm, check_int, register_algorithm
+from ._operators import GenomeOps
 from ._problem import SearchProblem
+from ._space import ArchLike, arch_json, gene_choices, gene_names
 
 STORAGE_FILE = "optuna.journal"
 
@@ -32,7 +33,10 @@ class _OptunaSearch(Algorithm):
         import optuna
 
         self.problem = problem
-        self.space = problem.space
+        self.ops = GenomeOps(problem.space)
+        self.names = gene_names(problem.space)
+        self.choices = gene_choices(problem.space)
+        self.index = [{v: i for i, v in enumerate(c)} for c in self.choices]
         if workdir is None:
             storage = optuna.storages.InMemoryStorage()
         else:
@@ -50,23 +54,22 @@ class _OptunaSearch(Algorithm):
                 directions=["minimize" if o.direction == "min" else "maximize" for o in problem.objectives])
         finally:
             optuna.logging.set_verbosity(verbosity)
-        self._pending: list[tuple[Any, Arch]] = []
+        self._pending: list[tuple[Any, ArchLike]] = []
         lo = problem.bounds[:, 0]
         hi = problem.bounds[:, 1]
         flip = np.array([o.direction == "max" for o in problem.objectives])
         self._lo, self._hi, self._flip = lo, hi, flip
 
-    def _suggest(self, trial: Any) -> Arch:
-        space = self.space
-        embed = trial.suggest_categorical("embed_dim", list(space.embed_dims))
-        depth = trial.suggest_categorical("depth", list(space.depths))
-        layers = tuple(
-            LayerConfig(**{f: trial.suggest_categorical(f"layer{i}.{f}", list(space.layer_choices(f)))
-                           for f in LAYER_FIELDS})
-            for i in range(depth))
-        return Arch(int(embed), layers)
+    def _suggest(self, trial: Any) -> ArchLike:
+        """Each gene in genome order while it is active (activity depends only on the genes
+        before it, e.g. the transformer's depth); inactive genes stay at choice 0."""
+        genome = np.zeros(len(self.names), dtype=np.int64)
+        for pos, (name, choices) in enumerate(zip(self.names, self.choices)):
+            if self.ops.active(genome)[pos]:
+                genome[pos] = self.index[pos][trial.suggest_categorical(name, list(choices))]
+        return self.ops.decode(self.ops.canonical(genome))
 
-    def ask(self) -> list[Arch]:
+    def ask(self) -> list[ArchLike]:
         import optuna
 
         with warnings.catch_warnings():
@@ -80,7 +83,7 @@ class _OptunaSearch(Algorithm):
     def _batch_size(self) -> int:
         raise NotImplementedError
 
-    def tell(self, archs: list[Arch], F: np.ndarray, G: np.ndarray) -> None:
+    def tell(self, archs: list[ArchLike], F: np.ndarray, G: np.ndarray) -> None:
         import optuna
 
         index = {a: i for i, a in enumerate(archs)}
@@ -95,7 +98,7 @@ class _OptunaSearch(Algorithm):
                     self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
                     continue
                 i = index[arch]
-                trial.set_user_attr("arch", arch.to_json())
+                trial.set_user_attr("arch", arch_json(arch))
                 for c, value in zip(self.problem.constraints, G[i]):
                     trial.set_constraint(c.name, float(value))
                 self.study.tell(trial, [float(v) for v in raw[i]])

@@ -1,4 +1,4 @@
-"""Pareto dominance and hypervolume on normalised minimisation values."""
+"""Pareto dominance and hypervolume on normalised minimisation values (moocore)."""
 
 from __future__ import annotations
 
@@ -7,34 +7,38 @@ import numpy as np
 from ._problem import REFERENCE_POINT
 
 
-def non_dominated(F: np.ndarray) -> np.ndarray:
-    """Boolean mask of the rows of F (n, m), all minimised, that no other row dominates."""
+def _points(F: np.ndarray) -> np.ndarray:
     F = np.asarray(F, dtype=np.float64)
-    n = len(F)
-    mask = np.ones(n, dtype=bool)
-    for i in range(n):
-        if not mask[i]:
-            continue
-        dominates_i = np.all(F <= F[i], axis=1) & np.any(F < F[i], axis=1)
-        if dominates_i.any():
-            mask[i] = False
-    return mask
+    if F.ndim != 2:
+        raise ValueError(f"F must be a 2-D array (n_points, n_objectives), got shape {F.shape}")
+    return F
+
+
+def non_dominated(F: np.ndarray) -> np.ndarray:
+    """Boolean mask of the rows of F (n, m), all minimised, that no other row dominates
+    (copies of a non-dominated row are all kept)."""
+    from moocore import is_nondominated
+
+    F = _points(F)
+    if len(F) == 0:
+        return np.zeros(0, dtype=bool)
+    return np.asarray(is_nondominated(F, keep_weakly=True), dtype=bool)
 
 
 def front_ranks(F: np.ndarray) -> np.ndarray:
     """Non-dominated sorting: rank 0 for the first front, 1 for the next, and so on."""
-    F = np.asarray(F, dtype=np.float64)
-    ranks = np.full(len(F), -1, dtype=np.int64)
-    rank = 0
-    while (left := np.flatnonzero(ranks < 0)).size:
-        ranks[left[non_dominated(F[left])]] = rank
-        rank += 1
-    return ranks
+    from moocore import pareto_rank
+
+    F = _points(F)
+    if len(F) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.asarray(pareto_rank(F), dtype=np.int64)
 
 
 def hypervolume(F: np.ndarray, ref: float = REFERENCE_POINT) -> float:
-    """pymoo's hypervolume of the normalised points F against the point (ref, ..., ref)."""
-    from pymoo.indicators.hv import HV
+    """Hypervolume of the normalised points F against the point (ref, ..., ref); points
+    not strictly better than the reference in every objective add nothing."""
+    from moocore import hypervolume as moocore_hv
 
     F = np.asarray(F, dtype=np.float64)
     if F.size == 0:
@@ -42,7 +46,7 @@ def hypervolume(F: np.ndarray, ref: float = REFERENCE_POINT) -> float:
     inside = F[np.all(F < ref, axis=1)]
     if inside.size == 0:
         return 0.0
-    return float(HV(ref_point=np.full(F.shape[1], ref))(inside))
+    return float(moocore_hv(inside, ref=np.full(F.shape[1], ref)))
 
 
 class HypervolumeTracker:

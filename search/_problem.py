@@ -12,9 +12,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from supernet.space import Arch, LayerConfig, SearchSpace
+from ._space import ArchLike, Space, arch_json, check_space, describe, fingerprint, reference_archs
 
-BatchFn = Callable[[list[Arch]], np.ndarray]
+BatchFn = Callable[[list[ArchLike]], np.ndarray]
 
 DIRECTIONS = ("min", "max")
 COSTS = ("cheap", "expensive")
@@ -85,48 +85,46 @@ class Constraint:
             raise ValueError(f"constraint {self.name!r} needs a callable fn, got {type(self.fn).__name__}")
 
 
-def call_batch(what: str, fn: BatchFn, archs: list[Arch]) -> np.ndarray:
+def call_batch(what: str, fn: BatchFn, archs: list[ArchLike]) -> np.ndarray:
     """`fn(archs)` as a finite float vector of length len(archs), or a ValueError naming `what`."""
     return check_values(what, fn(list(archs)), archs)
 
 
-def check_values(what: str, values: object, archs: list[Arch]) -> np.ndarray:
+def check_values(what: str, values: object, archs: list[ArchLike]) -> np.ndarray:
     """`values` as a finite float vector, one per architecture, or a ValueError naming `what`."""
     values = np.asarray(values, dtype=np.float64).reshape(-1)
     if values.shape != (len(archs),):
         raise ValueError(f"{what} must return one value per architecture ({len(archs)}), got shape {values.shape}")
     if not np.all(np.isfinite(values)):
         bad = archs[int(np.flatnonzero(~np.isfinite(values))[0])]
-        raise ValueError(f"{what} returned a non-finite value for {bad.to_json()}")
+        raise ValueError(f"{what} returned a non-finite value for {arch_json(bad)}")
     return values
 
 
-def reference_archs(space: SearchSpace, n_samples: int = 256) -> list[Arch]:
-    """Extreme members of the space (uniform smallest/largest per attention and quant
-    choice) plus a fixed sample: used for objective bounds and the feasibility check."""
-    archs = [space.smallest(), space.largest()]
-    small, large = space.smallest(), space.largest()
-    for attention in space.attentions:
-        for quant in space.quants:
-            for base in (small, large):
-                layer = LayerConfig(base.layers[0].heads, base.layers[0].ffn_ratio, attention, quant)
-                archs.append(Arch(base.embed_dim, (layer,) * base.depth))
-    archs += [space.sample(rng) for rng in [np.random.default_rng(0)] for _ in range(n_samples)]
-    return list(dict.fromkeys(archs))
+def feasible(G: np.ndarray) -> np.ndarray:
+    """Boolean mask of the rows of G (n, n_constraints) that meet every constraint (all
+    values <= 0); with no constraints every row is feasible."""
+    G = np.asarray(G, dtype=np.float64)
+    if G.ndim != 2:
+        raise ValueError(f"G must be a 2-D array (n, n_constraints), got shape {G.shape}")
+    return np.all(G <= 0, axis=1)
 
 
 @dataclass(frozen=True)
 class SearchProblem:
-    """A space, objectives (at least one) and constraints (feasible when <= 0)."""
+    """A space, objectives (at least one) and constraints (feasible when <= 0).
 
-    space: SearchSpace
+    The space is anything that follows the search-space protocol (`search.Space`): the
+    transformer `supernet.SearchSpace` or a `search.CategoricalSpace`.
+    """
+
+    space: Space
     objectives: tuple[Objective, ...]
     constraints: tuple[Constraint, ...] = ()
     _bounds: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.space, SearchSpace):
-            raise ValueError(f"space must be a SearchSpace, got {type(self.space).__name__}")
+        check_space(self.space)
         objectives, constraints = tuple(self.objectives), tuple(self.constraints)
         object.__setattr__(self, "objectives", objectives)
         object.__setattr__(self, "constraints", constraints)
@@ -191,7 +189,7 @@ class SearchProblem:
         out[:, flip] = 1.0 - out[:, flip]
         return out
 
-    def constraint_values(self, archs: Sequence[Arch]) -> np.ndarray:
+    def constraint_values(self, archs: Sequence[ArchLike]) -> np.ndarray:
         """(n, n_constraints) constraint values; a row is feasible when all are <= 0."""
         archs = list(archs)
         cols = [call_batch(f"constraint {c.name!r}", c.fn, archs) for c in self.constraints]
@@ -200,7 +198,7 @@ class SearchProblem:
     def signature(self) -> str:
         """What must match for a stored search to be resumed with this problem."""
         return json.dumps({
-            "space": json.loads(self.space.fingerprint()),
+            "space": json.loads(fingerprint(self.space)),
             "objectives": [[o.name, o.direction, o.cost, o.source] for o in self.objectives],
             "constraints": [c.name for c in self.constraints],
         }, sort_keys=True)
@@ -209,15 +207,16 @@ class SearchProblem:
 def check_feasible(problem: SearchProblem, n_samples: int = 1024) -> None:
     """Raise ValueError when no architecture can meet the constraints.
 
-    The extreme members (smallest and largest per attention and quantization choice) and a
-    fixed sample are checked; costs such as latency and size are smallest at the extremes,
-    so a budget none of them meets is one nobody meets. Done before any budget is spent.
+    The extreme members, their one- and two-choice variations and a fixed sample are
+    checked (see `reference_archs`); costs such as latency and size are smallest at the
+    extremes, so a budget none of them meets is one nobody meets. Done before any budget
+    is spent.
     """
     if not problem.constraints:
         return
     archs = reference_archs(problem.space, n_samples)
     g = problem.constraint_values(archs)
-    if np.any(np.all(g <= 0, axis=1)):
+    if np.any(feasible(g)):
         return
     worst = g.max(axis=1)
     best = int(np.argmin(worst))
@@ -225,6 +224,6 @@ def check_feasible(problem: SearchProblem, n_samples: int = 1024) -> None:
     raise ValueError(
         f"no architecture can meet the constraints "
         f"({', '.join(c.description or c.name for c in problem.constraints)}): none of {len(archs)} "
-        f"checked, including the smallest members, is feasible; the closest, {archs[best].describe()}, "
+        f"checked, including the smallest members, is feasible; the closest, {describe(archs[best])}, "
         f"gives {excess} (feasible needs <= 0)"
     )

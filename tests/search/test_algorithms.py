@@ -11,10 +11,13 @@ import pytest
 
 from search import (
     Algorithm,
+    RandomSearch,
     algorithm_names,
     get_algorithm,
     max_size_constraint,
     non_dominated,
+    optimize,
+    register_algorithm,
     run_search,
 )
 from supernet import Arch, arch_cost
@@ -41,6 +44,52 @@ def test_registry_names_and_errors():
         get_algorithm("nsga2", population_size=1)
     with pytest.raises(ValueError, match="predictor must be one of"):
         get_algorithm("linas", predictor="svm")
+
+
+def test_registry_refuses_a_duplicate_name_and_keeps_the_first():
+    class AnotherRandom(RandomSearch):
+        name = "random"
+
+    with pytest.raises(ValueError, match="algorithm names must be unique: 'random' is already registered"):
+        register_algorithm(AnotherRandom)
+    with pytest.raises(ValueError, match="already registered"):
+        register_algorithm(RandomSearch)  # the same class twice too
+    assert type(get_algorithm("random")) is RandomSearch
+    assert algorithm_names().count("random") == 1
+
+    class Nameless(RandomSearch):
+        name = ""
+
+    with pytest.raises(ValueError, match="needs a non-empty string class attribute `name`"):
+        register_algorithm(Nameless)
+
+
+def test_optimize_is_the_ask_tell_core_without_files(tiny_problem, counting, problem_factory, tiny_space, tiny_spec):
+    acc = counting(tiny_problem.objectives[0].fn)
+    problem = problem_factory(tiny_space, tiny_spec, three=True, fn=acc)
+    batches = []
+    result = optimize(problem, get_algorithm("nsga2", population_size=6), 15, 4,
+                      callback=lambda so_far: batches.append(len(so_far.archs)))
+    assert batches == [6, 12, 15] and len(result.archs) == 15 == len(set(acc.archs)) == len(acc.archs)
+    np.testing.assert_allclose(result.F, problem.normalise(result.values))
+    assert result.values[:, 0].tolist() == list(acc.fn(result.archs))
+    assert result.feasible.all() and non_dominated(result.F[result.front]).all()
+    assert set(result.front) == set(np.flatnonzero(non_dominated(result.F)))
+    # run_search is optimize plus files: the same seed evaluates the same architectures
+    assert run_search(problem, get_algorithm("nsga2", population_size=6), budget=15, seed=4).archs == result.archs
+
+    seen = []
+
+    def evaluate(archs):  # the hook replaces calling the expensive fns
+        seen.extend(archs)
+        return np.full((len(archs), 1), 0.5)
+
+    hooked = optimize(problem, get_algorithm("random", batch_size=4), 6, 0, evaluate=evaluate)
+    assert seen == hooked.archs and (hooked.values[:, 0] == 0.5).all()
+    with pytest.raises(ValueError, match=r"evaluate must return shape \(4, 1\), got \(4,\)"):
+        optimize(problem, get_algorithm("random", batch_size=4), 6, 0, evaluate=lambda archs: np.zeros(len(archs)))
+    with pytest.raises(ValueError, match="seed must be a non-negative integer, got -1"):
+        optimize(problem, get_algorithm("random"), 6, -1)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from search import GenomeOps, HypervolumeTracker, front_ranks, hypervolume, non_dominated
+import pytest
+
+from search import GenomeOps, HypervolumeTracker, feasible, front_ranks, hypervolume, non_dominated
 
 
 def test_mutation_and_crossover_give_valid_canonical_genomes(tiny_space):
@@ -33,13 +35,14 @@ def test_crossover_takes_whole_layer_blocks_from_parents(tiny_space):
     rng = np.random.default_rng(2)
     a = tiny_space.encode(tiny_space.largest())
     b = tiny_space.encode(tiny_space.smallest())
+    assert [len(block) for block in ops.blocks] == [1, 1] + [4] * tiny_space.max_depth  # embed, depth, layers
     for _ in range(50):
         child = ops.crossover(a, b, rng)
-        depth = ops.depth_of(child)
-        for layer in range(depth):
-            block = child[ops.blocks[layer]]
-            from_a = np.array_equal(block, a[ops.blocks[layer]])
-            from_b = layer < ops.depth_of(b) and np.array_equal(block, b[ops.blocks[layer]])
+        for block in ops.blocks:
+            if not ops.active(child)[block].all():
+                continue
+            from_a = np.array_equal(child[block], a[block])
+            from_b = ops.active(b)[block].all() and np.array_equal(child[block], b[block])
             assert from_a or from_b
 
 
@@ -52,3 +55,37 @@ def test_pareto_helpers():
     assert values == sorted(values)
     assert np.isclose(values[-1], hypervolume(F))
     assert hypervolume(np.array([[1.2, 0.0]])) == 0.0  # beyond the reference point
+
+
+def _dominated_by_any(F: np.ndarray) -> np.ndarray:
+    """The definition, O(n^2): row i is dominated when some row is <= in all and < in one."""
+    return np.array([np.any(np.all(F <= f, axis=1) & np.any(F < f, axis=1)) for f in F])
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 4])
+def test_non_dominated_and_ranks_match_the_definition(m):
+    rng = np.random.default_rng(m)
+    F = rng.integers(0, 6, size=(300, m)).astype(float)  # many ties and copies
+    mask = non_dominated(F)
+    np.testing.assert_array_equal(mask, ~_dominated_by_any(F))
+    ranks = front_ranks(F)
+    left, rank = np.arange(len(F)), 0
+    while left.size:  # peel fronts by the definition
+        first = ~_dominated_by_any(F[left])
+        assert (ranks[left[first]] == rank).all() and (ranks[left[~first]] > rank).all()
+        left, rank = left[~first], rank + 1
+    assert non_dominated(np.zeros((0, m))).shape == (0,) and front_ranks(np.zeros((0, m))).shape == (0,)
+
+
+def test_hypervolume_of_boxes():
+    assert hypervolume(np.array([[0.1, 0.6], [0.6, 0.1]]), ref=1.0) == pytest.approx(0.9 * 0.4 * 2 - 0.4 * 0.4)
+    assert hypervolume(np.array([[0.5]]), ref=1.0) == pytest.approx(0.5)
+    assert hypervolume(np.zeros((0, 2))) == 0.0
+
+
+def test_feasible_is_every_constraint_at_most_zero():
+    G = np.array([[0.0, -1.0], [0.1, -1.0], [-2.0, 1e-9]])
+    assert feasible(G).tolist() == [True, False, False]
+    assert feasible(np.zeros((3, 0))).tolist() == [True, True, True]  # no constraints
+    with pytest.raises(ValueError, match=r"G must be a 2-D array \(n, n_constraints\), got shape \(3,\)"):
+        feasible(np.zeros(3))
