@@ -2,7 +2,10 @@
 
 Like scikit-learn: `__init__` stores keyword-only hyperparameters unchanged; `fit(X, y)`
 returns self; learned state lives in attributes ending in ``_``; `predict` before `fit`
-raises. Targets and predictions are latencies in ms (positive).
+raises. Targets and predictions are latencies in ms (positive). X is any finite numeric
+matrix (n_rows, n_features): features of this project's space or of any other table.
+Predictions never fall below `floor_`, half the fastest latency fitted on (a model that
+extrapolates below it predicts an artefact, not a latency).
 
 State for persistence (`get_state` / `set_state`): learned numpy arrays go to an array
 store (safetensors), everything else learned to JSON; a nested estimator (a
@@ -13,11 +16,13 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 _REGISTRY: dict[str, type["Estimator"]] = {}
+FLOOR_FRACTION = 0.5  # predictions stay >= this fraction of the fastest fitted latency
+_LEGACY_FLOOR_MS = 1e-6  # the floor of estimators saved before `floor_` was learned
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -74,6 +79,14 @@ class Estimator(ABC):
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X must have {self.n_features_in_} features, got {X.shape[1]}")
 
+    def _learn_floor(self, y: np.ndarray) -> None:
+        """Store the prediction floor (ms) from the fitted latencies `y`."""
+        self.floor_ = float(FLOOR_FRACTION * y.min())
+
+    def _clip(self, predicted: np.ndarray) -> np.ndarray:
+        """Predictions raised to the floor: never negative, never absurdly tiny."""
+        return np.maximum(predicted, getattr(self, "floor_", _LEGACY_FLOOR_MS))
+
     def _check_predict(self, X: np.ndarray) -> np.ndarray:
         """`X` as a validated float array for `predict`: fitted, finite, right width."""
         self._check_fitted()
@@ -123,8 +136,15 @@ class Estimator(ABC):
 
 
 def register(cls: type[Estimator]) -> type[Estimator]:
-    """Class decorator: make an estimator available by its `name`."""
-    _REGISTRY[cls.name] = cls
+    """Class decorator: make an estimator available by its `name`; a name taken by another class raises."""
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"an estimator needs a non-empty string `name` to be registered, got {name!r}")
+    existing = _REGISTRY.get(name)
+    if existing is not None and existing is not cls:
+        raise ValueError(f"predictor name {name!r} is already registered by {existing.__module__}."
+                         f"{existing.__qualname__}; choose another name (known: {list(_REGISTRY)})")
+    _REGISTRY[name] = cls
     return cls
 
 
@@ -138,5 +158,3 @@ def get_predictor(name: str, **params: Any) -> Estimator:
         raise ValueError(f"unknown predictor {name!r}; known: {list(_REGISTRY)}")
     return _REGISTRY[name](**params)
 
-
-EstimatorFactory = Callable[..., Estimator]

@@ -63,6 +63,21 @@ class LatencyPredictor:
     def space(self) -> SearchSpace:
         return self.schema.space
 
+    @property
+    def target(self) -> str | None:
+        """The latency statistic it was fitted to (``median_ms`` / ``min_ms``), None where not recorded.
+
+        An adapted predictor reports its source's statistic unless it records its own.
+        """
+        if isinstance(self.metrics.get("target"), str):
+            return self.metrics["target"]
+        profile = self.profile
+        while isinstance(profile, dict):
+            if isinstance(profile.get("target"), str):
+                return profile["target"]
+            profile = (profile.get("adapted_from") or {}).get("profile")
+        return None
+
     def features(self, archs: Sequence[Arch]) -> np.ndarray:
         return self.schema.transform(archs, self.groups)
 

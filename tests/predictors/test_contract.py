@@ -85,3 +85,20 @@ def test_gbt_predicts_like_scikit_learn():
     ours = get_predictor("gbt", n_estimators=50, subsample=1.0, random_state=0).fit(X, y)
     ref = GradientBoostingRegressor(n_estimators=50, learning_rate=0.05, max_depth=3, random_state=0).fit(X, np.log(y))
     np.testing.assert_allclose(np.log(ours.predict(X)), ref.predict(X), atol=1e-10)
+
+
+def test_registry_refuses_a_duplicate_name():
+    from predictors import register
+
+    class Another(Estimator):
+        name = "ridge"
+
+        def fit(self, X, y):
+            return self
+
+        def predict(self, X):
+            return np.ones(len(X))
+
+    with pytest.raises(ValueError, match="predictor name 'ridge' is already registered by .*RidgePredictor"):
+        register(Another)
+    assert type(get_predictor("ridge")).__name__ == "RidgePredictor"  # the first one stays
