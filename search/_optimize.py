@@ -23,7 +23,7 @@ from ._space import ArchLike, space_size, validate_arch
 
 MAX_IDLE_BATCHES = 20  # batches in a row with no new evaluation before the search stops
 
-Evaluate = Callable[[list[ArchLike]], np.ndarray]
+EvaluateBatch = Callable[[SearchProblem, list[ArchLike]], dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,17 @@ def evaluate_serial(problem: SearchProblem, archs: list[ArchLike]) -> dict[str, 
     return {o.name: call_batch(f"objective {o.name!r}", o.fn, archs) for o in problem.expensive}
 
 
+def expensive_columns(problem: SearchProblem, values: dict[str, Any], archs: list[ArchLike]) -> np.ndarray:
+    """What an `evaluate_batch` returned as (n, n_expensive) finite values, in the problem's
+    order, or a ValueError naming the missing or bad objective."""
+    cols = []
+    for o in problem.expensive:
+        if o.name not in values:
+            raise ValueError(f"evaluate_batch returned no values for objective {o.name!r}")
+        cols.append(check_values(f"evaluate_batch for {o.name!r}", values[o.name], archs))
+    return np.stack(cols, axis=1) if cols else np.zeros((len(archs), 0))
+
+
 def check_search_args(algorithm: Any, budget: Any, seed: Any) -> tuple[int, int]:
     """(budget, seed) as ints, or a ValueError stating the rule and the value."""
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
@@ -71,27 +82,29 @@ def check_search_args(algorithm: Any, budget: Any, seed: Any) -> tuple[int, int]
 
 
 def optimize(problem: SearchProblem, algorithm: Algorithm, budget: int, seed: int, *,
-             evaluate: Evaluate | None = None, callback: Callable[[OptimizeResult], None] | None = None,
+             evaluate_batch: EvaluateBatch | None = None,
+             callback: Callable[[OptimizeResult], None] | None = None,
              workdir: Path | None = None) -> OptimizeResult:
     """Search `problem` with `algorithm` for at most `budget` expensive evaluations.
 
     Raises ValueError before spending any budget when no architecture can meet the
-    constraints, and when the search ends without evaluating anything. `evaluate(archs)
-    -> (n, n_expensive)` raw values of the expensive objectives (in the problem's order)
-    replaces calling their fns; `callback(result_so_far)` runs after each batch that
-    brought new evaluations; `workdir` is handed to the algorithm for its own files.
+    constraints, and when the search ends without evaluating anything. `evaluate_batch(
+    problem, archs) -> {objective name: values}` replaces `evaluate_serial` (e.g. to
+    evaluate a batch in parallel, or to answer stored values); `callback(result_so_far)`
+    runs after each batch that brought new evaluations; `workdir` is handed to the
+    algorithm for its own files.
     Neither `problem` nor `algorithm` is modified.
     """
     budget, seed = check_search_args(algorithm, budget, seed)
     check_feasible(problem)
-    return _Loop(problem, algorithm.fresh(), budget, evaluate, callback).run(seed, workdir)
+    return _Loop(problem, algorithm.fresh(), budget, evaluate_batch, callback).run(seed, workdir)
 
 
 class _Loop:
-    def __init__(self, problem: SearchProblem, algorithm: Algorithm, budget: int, evaluate: Evaluate | None,
-                 callback: Callable[[OptimizeResult], None] | None) -> None:
+    def __init__(self, problem: SearchProblem, algorithm: Algorithm, budget: int,
+                 evaluate_batch: EvaluateBatch | None, callback: Callable[[OptimizeResult], None] | None) -> None:
         self.problem, self.algorithm, self.budget = problem, algorithm, budget
-        self.evaluate, self.callback = evaluate, callback
+        self.evaluate_batch, self.callback = evaluate_batch or evaluate_serial, callback
         self.expensive_cols = [i for i, o in enumerate(problem.objectives) if o.expensive]
         self.cheap_cols = [i for i, o in enumerate(problem.objectives) if not o.expensive]
         self.cheap: dict[ArchLike, np.ndarray] = {}  # arch -> cheap objective values
@@ -115,18 +128,9 @@ class _Loop:
             self.n_screened += int(not ok)
 
     def _expensive(self, archs: list[ArchLike]) -> np.ndarray:
-        n_exp = len(self.expensive_cols)
-        if not n_exp:
+        if not self.expensive_cols:
             return np.zeros((len(archs), 0))
-        if self.evaluate is None:
-            values = evaluate_serial(self.problem, archs)
-            return np.stack([values[o.name] for o in self.problem.expensive], axis=1)
-        values = np.asarray(self.evaluate(list(archs)), dtype=np.float64)
-        if values.shape != (len(archs), n_exp):
-            raise ValueError(f"evaluate must return shape ({len(archs)}, {n_exp}), got {values.shape}")
-        for j, o in enumerate(self.problem.expensive):
-            check_values(f"evaluate for {o.name!r}", values[:, j], archs)
-        return values
+        return expensive_columns(self.problem, self.evaluate_batch(self.problem, list(archs)), archs)
 
     def _record(self, archs: list[ArchLike], expensive: np.ndarray) -> None:
         raw = np.zeros((len(archs), self.problem.n_objectives))

@@ -21,9 +21,9 @@ import pandas as pd
 from supernet import atomic_write
 
 from ._base import Algorithm
-from ._optimize import OptimizeResult, check_search_args, evaluate_serial, optimize
+from ._optimize import EvaluateBatch, OptimizeResult, check_search_args, evaluate_serial, expensive_columns, optimize
 from ._pareto import HypervolumeTracker
-from ._problem import SearchProblem, check_values
+from ._problem import SearchProblem
 from ._space import ArchLike, arch_json
 
 SCHEMA_VERSION = 1
@@ -33,7 +33,6 @@ FRONT_FILE = "front.csv"
 HYPERVOLUME_FILE = "hypervolume.csv"
 
 Progress = Callable[[int, int, float], None]
-EvaluateBatch = Callable[[SearchProblem, list[ArchLike]], dict[str, np.ndarray]]
 
 
 @dataclass
@@ -139,7 +138,7 @@ class _Session:
         atomic_write(self.out_dir / HYPERVOLUME_FILE, lambda p: hv.to_csv(p, index=False))
 
     # ----------------------------------------------------------------- evaluation
-    def _evaluate(self, archs: list[ArchLike]) -> np.ndarray:
+    def _evaluate(self, problem: SearchProblem, archs: list[ArchLike]) -> dict[str, np.ndarray]:
         """Expensive values (stored ones replayed), saving the state after each evaluation."""
         keys = [arch_json(a) for a in archs]
         new = [(a, k) for a, k in zip(archs, keys) if k not in self.stored]
@@ -150,23 +149,16 @@ class _Session:
         for group in groups:
             batch = [a for a, _ in group]
             start = time.perf_counter()
-            if self.evaluate_batch is None:
-                values = evaluate_serial(self.problem, batch)
-            else:
-                values = self.evaluate_batch(self.problem, batch)
+            values = expensive_columns(problem, (self.evaluate_batch or evaluate_serial)(problem, batch), batch)
             seconds = time.perf_counter() - start
             self.fresh_eval_seconds += seconds
-            cols = []
-            for name in self.expensive_names:
-                if name not in values:
-                    raise ValueError(f"evaluate_batch returned no values for objective {name!r}")
-                cols.append(check_values(f"evaluate_batch for {name!r}", values[name], batch))
-            for i, (_, key) in enumerate(group):
-                rec = {"arch": key, "values": [float(c[i]) for c in cols], "eval_seconds": seconds / len(group)}
+            for (_, key), row in zip(group, values):
+                rec = {"arch": key, "values": [float(v) for v in row], "eval_seconds": seconds / len(group)}
                 self.stored[key] = rec
                 self.records.append(rec)
             self._save_state()
-        return np.array([self.stored[k]["values"] for k in keys], dtype=np.float64).reshape(len(archs), -1)
+        stored = np.array([self.stored[k]["values"] for k in keys], dtype=np.float64).reshape(len(archs), -1)
+        return {name: stored[:, j] for j, name in enumerate(self.expensive_names)}
 
     def _on_batch(self, so_far: OptimizeResult) -> None:
         """Rows, hypervolume and progress of the new evaluations; then the files."""
@@ -202,7 +194,7 @@ class _Session:
         self._load_state()
         self.start = time.perf_counter()
         found = optimize(self.problem, self.algorithm, self.budget, self.seed,
-                         evaluate=self._evaluate if self.expensive_names else None,
+                         evaluate_batch=self._evaluate if self.expensive_names else None,
                          callback=self._on_batch, workdir=self.out_dir)
         result = self._result(found)
         self._save_state()

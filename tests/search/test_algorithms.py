@@ -80,14 +80,15 @@ def test_optimize_is_the_ask_tell_core_without_files(tiny_problem, counting, pro
 
     seen = []
 
-    def evaluate(archs):  # the hook replaces calling the expensive fns
+    def evaluate_batch(problem, archs):  # the hook replaces calling the expensive fns
         seen.extend(archs)
-        return np.full((len(archs), 1), 0.5)
+        return {"accuracy": np.full(len(archs), 0.5)}
 
-    hooked = optimize(problem, get_algorithm("random", batch_size=4), 6, 0, evaluate=evaluate)
+    hooked = optimize(problem, get_algorithm("random", batch_size=4), 6, 0, evaluate_batch=evaluate_batch)
     assert seen == hooked.archs and (hooked.values[:, 0] == 0.5).all()
-    with pytest.raises(ValueError, match=r"evaluate must return shape \(4, 1\), got \(4,\)"):
-        optimize(problem, get_algorithm("random", batch_size=4), 6, 0, evaluate=lambda archs: np.zeros(len(archs)))
+    with pytest.raises(ValueError, match=r"evaluate_batch for 'accuracy' must return one value per architecture"):
+        optimize(problem, get_algorithm("random", batch_size=4), 6, 0,
+                 evaluate_batch=lambda problem, archs: {"accuracy": np.zeros(1)})
     with pytest.raises(ValueError, match="seed must be a non-negative integer, got -1"):
         optimize(problem, get_algorithm("random"), 6, -1)
 
