@@ -100,7 +100,8 @@ def score_predictor(predictor: LatencyPredictor, profile: Profile, *, target: st
     metrics = latency_metrics(measured, predictor.predict_archs(profile.archs()))
     in_sample = _same_path(predictor.profile.get("path"), profile.path)
     if in_sample:
-        notes.append(f"the predictor was fitted on this profile ({profile.path}): in-sample, not held-out scores")
+        notes.append(f"the predictor was fitted on measurements of this profile ({profile.path}): the scores "
+                     f"include rows it was fitted on, not held-out scores")
     ceiling = profile.repeatability_of(target)
     return PredictorScore(n=int(measured.size), target=target, within_5=metrics["within_5"],
                           within_10=metrics["within_10"], mape=metrics["mape"], rmse_ms=metrics["rmse_ms"],
