@@ -155,7 +155,7 @@ class _Loop:
         G = np.array([self.g[a] for a in archs]).reshape(len(archs), self.problem.n_constraints)
         return F, G
 
-    def result(self, stop_reason: str) -> OptimizeResult:
+    def snapshot(self, stop_reason: str) -> OptimizeResult:
         n, m = len(self.archs), self.problem.n_objectives
         G = np.array([self.g[a] for a in self.archs]).reshape(n, self.problem.n_constraints)
         return OptimizeResult(archs=list(self.archs), values=np.array(self.values).reshape(n, m),
@@ -179,7 +179,7 @@ class _Loop:
                 idle = 0
                 self._record(fresh, self._expensive(fresh))
                 if self.callback is not None:
-                    self.callback(self.result(stop_reason))
+                    self.callback(self.snapshot(stop_reason))
             else:
                 idle += 1
             cut = set(new[len(fresh):])  # feasible but beyond the budget: never evaluated, never told
@@ -195,4 +195,4 @@ class _Loop:
         if not self.archs:
             raise ValueError(f"the search evaluated no architecture: {stop_reason}; "
                              f"{self.n_screened} proposals were ruled out by the constraints")
-        return self.result(stop_reason)
+        return self.snapshot(stop_reason)
