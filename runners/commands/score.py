@@ -16,7 +16,8 @@ def register(app: typer.Typer) -> None:
     def score_predictor_cmd(
         predictor: Path = typer.Option(..., help="Saved latency predictor (.safetensors from `hwnas fit-predictor`)."),
         profile: Path = typer.Option(..., help="Profile folder whose measurements it is scored against."),
-        target: Optional[str] = typer.Option(None, help="Statistic to score against: min_ms or median_ms (default: the one the predictor was fitted to)."),
+        target: Optional[str] = typer.Option(
+            None, help="Statistic to score against: min_ms or median_ms (default: the one the predictor was fitted to)."),
     ) -> None:
         """Print the share within ±5% / ±10%, MAPE, Kendall tau and Spearman; the last line is a summary."""
         from hwprofiles import Profile
