@@ -1,40 +1,56 @@
-"""Does the supernet rank subnets truthfully?
+"""Does the supernet rank subnets as standalone training does, and how well could it?
 
-Trains the supernet on a task (sandwich rule + in-place distillation, and the ablation:
-one random subnet per step, no distillation), then compares, for 12 subnets spread over
-the space, the test accuracy with inherited weights against the same architecture
-trained alone from a fresh initialisation with the same optimizer, schedule, batch order
-and number of updates. Reports Kendall tau between the two rankings and the largest
-subnet's gap to its standalone twin, plus evaluation throughput with inherited weights.
+For 18 subnets covering every attention type, int8 and fp32, and the depth and width
+extremes of the default space, compares the test accuracy with inherited supernet weights
+against the same architecture trained alone from a fresh initialisation (same optimizer,
+schedule, batch order and number of updates, labels only). Every twin is trained with two
+seeds: the seed-to-seed Kendall tau is the ceiling of any ranking (the ranking's own
+repeatability), and each subnet's seed spread is shown beside it.
 
-    .venv/bin/python benchmarks/supernet_quality.py --task digits
-    .venv/bin/python benchmarks/supernet_quality.py --task mnist --patch 4 --epochs 6 --subnets 6
+Supernet variants (training recipes) are compared on the same twins; each reports its tau
+against each seed (mean), its tau against the mean of the seeds, the largest subnet's gap to
+its standalone twin and its training cost. Every accuracy carries its binomial standard error.
 
-Writes benchmarks/results/supernet_quality_<task>_e<epochs>.{csv,md} and _summary.csv.
+    .venv/bin/python benchmarks/supernet_quality.py --task mnist1d --option samples=10000 --option patch=2
+    .venv/bin/python benchmarks/supernet_quality.py --task recall --epochs 6
+
+Work is cached per item in --work (default /tmp/hwnas-supernet-quality-<label>), so an
+interrupted run resumes and new variants reuse the twins; two worker processes share it.
+Writes benchmarks/results/supernet_quality_<label>.{md,csv,json}.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shlex
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy.stats import kendalltau
 
 from supernet import DEFAULT_SPACE, Arch, LayerConfig, get_task
-from supernet.evaluate import evaluate_archs, evaluate_module
-from supernet.model import Supernet
-from supernet.train import TrainConfig, train_standalone, train_supernet
 
 RESULTS = Path(__file__).parent / "results"
+TWIN_SEEDS = (1000, 2000)  # initialisation seeds of the two standalone twins
+
+# name -> TrainConfig overrides (on top of the run's epochs, batch size and seed).
+VARIANTS: dict[str, dict[str, Any]] = {
+    "shared, first-choice sandwich (old default)": {"attention_weights": "shared", "sandwich_choices": "first"},
+    "shared, random-choice sandwich": {"attention_weights": "shared", "sandwich_choices": "random"},
+    "per-type Q/K/V/O, first-choice sandwich": {"sandwich_choices": "first"},
+    "per-type Q/K/V/O, random-choice sandwich (default)": {},
+    "per-type, random sandwich, k_random 4": {"k_random": 4},
+    "per-type, random sandwich, 2x epochs": {"epochs_factor": 2},
+}
 
 
 def _layers(attn: list[str], quant: list[str], heads: int, ratio: int) -> tuple[LayerConfig, ...]:
@@ -42,12 +58,14 @@ def _layers(attn: list[str], quant: list[str], heads: int, ratio: int) -> tuple[
 
 
 def subnets() -> list[tuple[str, Arch]]:
-    """12 architectures spread over DEFAULT_SPACE, ordered roughly from big to small."""
-    s, L, Q, F, I = DEFAULT_SPACE, "linear", "local", "fp32", "int8"
-    S = "softmax"
+    """18 architectures over DEFAULT_SPACE, largest first: every attention type, both policies,
+    the depth and width extremes."""
+    s, S, L, Q, F, I = DEFAULT_SPACE, "softmax", "linear", "local", "fp32", "int8"
     return [
         ("largest", s.largest()),
         ("largest all-int8", Arch(128, _layers([S] * 6, [I] * 6, 4, 4))),
+        ("largest all-linear", Arch(128, _layers([L] * 6, [F] * 6, 4, 4))),
+        ("largest all-local int8", Arch(128, _layers([Q] * 6, [I] * 6, 4, 4))),
         ("mixed attention E128 d4", Arch(128, _layers([S, L, Q, S], [F] * 4, 4, 2))),
         ("int8/fp32 alternating E128 d4", Arch(128, _layers([S] * 4, [I, F, I, F], 4, 4))),
         ("shallow-wide E128 d1", Arch(128, _layers([S], [F], 4, 4))),
@@ -55,13 +73,19 @@ def subnets() -> list[tuple[str, Arch]]:
         ("mid softmax E96 d3", Arch(96, _layers([S] * 3, [F] * 3, 2, 2))),
         ("mid linear E96 d3", Arch(96, _layers([L] * 3, [F] * 3, 2, 2))),
         ("mid local E96 d3", Arch(96, _layers([Q] * 3, [F] * 3, 2, 2))),
+        ("mid local-then-softmax int8 E96 d4", Arch(96, _layers([Q, Q, Q, S], [I] * 4, 2, 2))),
         ("deep-narrow E64 d6", Arch(64, _layers([S] * 6, [F] * 6, 1, 1))),
         ("deep-narrow mixed int8 E64 d6", Arch(64, _layers([Q, L, S, Q, L, S], [I, F] * 3, 1, 2))),
+        ("narrow local E64 d2", Arch(64, _layers([Q, Q], [F, F], 1, 2))),
+        ("smallest linear int8", Arch(64, _layers([L], [I], 1, 1))),
+        ("smallest local", Arch(64, _layers([Q], [F], 1, 1))),
         ("smallest", s.smallest()),
     ]
 
 
 def machine() -> str:
+    import torch
+
     cpu = "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -70,94 +94,166 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} thread(s), "
-            f"Python {platform.python_version()}; load average at the end {load[0]:.1f} (machine shared)")
+    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} (1 thread per worker), "
+            f"Python {platform.python_version()}")
 
 
-def throughput(net: Supernet, task, n: int = 30, seed: int = 0) -> tuple[float, float]:
-    """(single-arch evaluations per second, per second in one batched call) on the val split."""
-    archs = DEFAULT_SPACE.sample_many(n, seed)
+def se(p: np.ndarray | float, n: int) -> np.ndarray:
+    """Binomial standard error of accuracies p measured on n examples."""
+    p = np.asarray(p, dtype=float)
+    return np.sqrt(p * (1 - p) / n)
+
+
+def tau(a: np.ndarray, b: np.ndarray) -> float:
+    return float(kendalltau(a, b).statistic)
+
+
+# --------------------------------------------------------------------- work items (run in workers)
+_TASKS: dict[str, Any] = {}
+
+
+def _task(args: dict[str, Any]):
+    """The task, generated once per worker process."""
+    key = json.dumps([args["task"], args["seed"], args["options"]], sort_keys=True)
+    if key not in _TASKS:
+        _TASKS[key] = get_task(args["task"], seed=args["seed"], **args["options"])
+    return _TASKS[key]
+
+
+def _config(args: dict[str, Any], overrides: dict[str, Any]):
+    from supernet.train import TrainConfig
+
+    overrides = dict(overrides)
+    factor = overrides.pop("epochs_factor", 1)
+    return TrainConfig(epochs=args["epochs"] * factor, batch_size=args["batch_size"], seed=args["seed"], **overrides)
+
+
+def run_item(item: dict[str, Any]) -> dict[str, Any]:
+    """Train one twin or one supernet variant; cache its result as JSON in the work folder."""
+    import torch
+
+    torch.set_num_threads(1)
+    path = Path(item["path"])
+    if path.exists():
+        return json.loads(path.read_text())
+    from supernet.evaluate import evaluate_archs, evaluate_module
+    from supernet.model import Subnet
+    from supernet.train import train_standalone, train_supernet
+
+    args = item["args"]
+    task = _task(args)
     t0 = time.perf_counter()
-    for a in archs:
-        evaluate_archs(net, [a], task.x_val, task.y_val)
-    one = n / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    evaluate_archs(net, archs, task.x_val, task.y_val)
-    return one, n / (time.perf_counter() - t0)
+    if item["kind"] == "twin":
+        arch = Arch.from_json(item["arch"])
+        twin = Subnet.initialised(DEFAULT_SPACE, task.spec, arch, seed=item["twin_seed"])
+        train_standalone(twin, task, _config(args, {}))
+        out = {"test_acc": evaluate_module(twin, task.x_test, task.y_test), "seconds": time.perf_counter() - t0}
+    else:
+        config = _config(args, VARIANTS[item["variant"]])
+        with tempfile.TemporaryDirectory() as tmp:
+            result = train_supernet(task, DEFAULT_SPACE, config, tmp, progress=False)
+        archs = [Arch.from_json(a) for a in item["archs"]]
+        out = {"test_acc": evaluate_archs(result.supernet, archs, task.x_test, task.y_test).tolist(),
+               "seconds": result.train_seconds, "updates": result.steps, "epochs": config.epochs}
+    tmp_path = path.with_suffix(".tmp")
+    tmp_path.write_text(json.dumps(out))
+    os.replace(tmp_path, path)
+    return out
 
 
-def figures(inherited: np.ndarray, standalone: np.ndarray) -> tuple[float, float]:
-    tau = kendalltau(inherited, standalone).statistic
-    return float(tau), float(100 * (standalone[0] - inherited[0]))  # row 0 is the largest
-
-
+# --------------------------------------------------------------------- main
 def main() -> None:
+    from supernet.train import TrainConfig
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--task", default="digits")
-    ap.add_argument("--patch", type=int, default=None)
+    ap.add_argument("--task", default="mnist1d")
+    ap.add_argument("--option", action="append", default=[], help="task option KEY=INT (repeatable)")
     ap.add_argument("--epochs", type=int, default=TrainConfig().epochs)
-    ap.add_argument("--subnets", type=int, default=12, help="first N of the 12 (largest first, smallest always kept)")
+    ap.add_argument("--batch-size", type=int, default=TrainConfig().batch_size)
+    ap.add_argument("--variants", default=",".join(str(i) for i in range(len(VARIANTS))),
+                    help="indices into the variant list (comma separated)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--work", default=None)
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     command = "python " + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
-    options = {} if args.patch is None else {"patch": args.patch}
-    task = get_task(args.task, seed=args.seed, **options)
-    label = args.task + (f"_patch{args.patch}" if args.patch else "")
+    options = {k: int(v) for k, v in (o.split("=", 1) for o in args.option)}
+    label = "_".join([args.task, *(f"{k}{v}" for k, v in options.items()), f"e{args.epochs}"])
+    work = Path(args.work or f"/tmp/hwnas-supernet-quality-{label}")
+    work.mkdir(parents=True, exist_ok=True)
+    common = {"task": args.task, "options": options, "seed": args.seed, "epochs": args.epochs,
+              "batch_size": args.batch_size}
+    task = _task(common)
+    n_test = len(task.y_test)
     picked = subnets()
-    picked = picked[: args.subnets - 1] + [picked[-1]] if args.subnets < len(picked) else picked
     names, archs = [n for n, _ in picked], [a for _, a in picked]
+    variant_names = [list(VARIANTS)[int(i)] for i in args.variants.split(",")]
     print(task.describe(), flush=True)
 
-    variants = {
-        "sandwich+distill (k=2)": TrainConfig(epochs=args.epochs, seed=args.seed),
-        "ablation: 1 random/step, no distill": TrainConfig(epochs=args.epochs, seed=args.seed, sandwich=False,
-                                                            distill=False, k_random=1),
-    }
-    table = pd.DataFrame({"subnet": names, "arch": [a.describe() for a in archs]})
-    summary = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, (vname, config) in enumerate(variants.items()):
-            result = train_supernet(task, DEFAULT_SPACE, config, Path(tmp) / f"v{i}", progress=False)
-            print(f"{vname}: {result.train_seconds:.0f} s, {result.steps} updates", flush=True)
-            table[f"inherited test acc [{vname}]"] = evaluate_archs(result.supernet, archs, task.x_test, task.y_test)
-            summary.append({"variant": vname, "train_s": result.train_seconds, "updates": result.steps,
-                            "s_per_epoch": result.train_seconds / config.epochs})
-            if i == 0:
-                evals_one, evals_batch = throughput(result.supernet, task)
+    items = []
+    for vi, vname in enumerate(variant_names):
+        items.append({"kind": "variant", "variant": vname, "args": common, "archs": [a.to_json() for a in archs],
+                      "path": str(work / f"variant-{list(VARIANTS).index(vname)}.json")})
+    for s in TWIN_SEEDS:
+        for i, arch in enumerate(archs):
+            items.append({"kind": "twin", "arch": arch.to_json(), "twin_seed": s, "args": common,
+                          "path": str(work / f"twin-{s}-{i:02d}.json")})
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        done = list(pool.map(run_item, items))
+    wall = time.perf_counter() - t0
+    variants_out = dict(zip(variant_names, done[: len(variant_names)]))
+    twins = np.array([d["test_acc"] for d in done[len(variant_names):]]).reshape(len(TWIN_SEEDS), len(archs))
+    twin_seconds = sum(d["seconds"] for d in done[len(variant_names):])
 
-    base = TrainConfig(epochs=args.epochs, seed=args.seed)
-    standalone, twin_seconds = [], 0.0
-    for name, arch in picked:
-        t0 = time.perf_counter()
-        twin = Supernet(DEFAULT_SPACE, task.spec, seed=args.seed + 1000).extract(arch)  # fresh init
-        train_standalone(twin, task, base)
-        standalone.append(evaluate_module(twin, task.x_test, task.y_test))
-        twin_seconds += time.perf_counter() - t0
-        print(f"twin {name}: {standalone[-1]:.3f} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    table["standalone test acc"] = standalone
-    for row in summary:
-        tau, gap = figures(table[f"inherited test acc [{row['variant']}]"].to_numpy(), np.array(standalone))
-        row.update({"kendall_tau": tau, "largest_gap_points": gap})
+    table = pd.DataFrame({"subnet": names, "arch": [a.describe() for a in archs]})
+    for k, s in enumerate(TWIN_SEEDS):
+        table[f"standalone seed {s}"] = twins[k]
+    table["standalone mean"] = twins.mean(axis=0)
+    table["seed spread (points)"] = 100 * np.abs(twins[0] - twins[1])
+    ceiling = tau(twins[0], twins[1])
+    summary = [{"variant": "seed-to-seed ceiling (standalone seed A vs seed B)", "kendall_tau_per_seed": ceiling,
+                "kendall_tau_vs_mean": np.nan, "largest_gap_points": np.nan, "inherited_range_points": np.nan,
+                "train_s": twin_seconds / len(TWIN_SEEDS), "updates": np.nan}]
+    for vname, out in variants_out.items():
+        acc = np.array(out["test_acc"])
+        table[f"inherited [{vname}]"] = acc
+        summary.append({"variant": vname,
+                        "kendall_tau_per_seed": float(np.mean([tau(acc, t) for t in twins])),
+                        "kendall_tau_vs_mean": tau(acc, twins.mean(axis=0)),
+                        "largest_gap_points": float(100 * (twins[:, 0].mean() - acc[0])),
+                        "inherited_range_points": float(100 * (acc.max() - acc.min())),
+                        "train_s": out["seconds"], "updates": out["updates"]})
     summary_df = pd.DataFrame(summary)
+    spread = 100 * (twins.mean(axis=0).max() - twins.mean(axis=0).min())
+    typical_se = 100 * float(np.median(se(twins.mean(axis=0), n_test)))
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS / f"supernet_quality_{label}_e{args.epochs}"
+    stem = RESULTS / f"supernet_quality_{label}"
     _write(stem.with_suffix(".csv"), table.to_csv(index=False))
-    _write(Path(f"{stem}_summary.csv"), summary_df.to_csv(index=False))
+    _write(stem.with_suffix(".json"), json.dumps({
+        "command": command, "machine": machine(), "task": task.record(), "epochs": args.epochs,
+        "batch_size": args.batch_size, "twin_seeds": list(TWIN_SEEDS), "seed_to_seed_tau": ceiling,
+        "standalone_spread_points": spread, "typical_se_points": typical_se,
+        "summary": json.loads(summary_df.to_json(orient="records")),
+        "subnets": json.loads(table.to_json(orient="records"))}, indent=2))
+    shown = table.copy()
+    for col in shown.columns[2:]:
+        if col != "seed spread (points)":
+            shown[col] = [f"{100 * p:.1f} ± {100 * e:.1f}" for p, e in zip(table[col], se(table[col], n_test))]
+    load = os.getloadavg()[0]
     md = [f"# Supernet ranking quality: {task.describe()}", "", f"Command: `{command}`", "",
-          f"Machine: {machine()}", "",
-          f"Each supernet and each standalone twin: {args.epochs} epochs, {summary[0]['updates']} updates, "
-          f"batch {base.batch_size}, AdamW lr {base.lr}, warm-up {base.warmup_epochs} epoch + cosine. "
-          "Accuracies on the test split. Gap = standalone minus inherited, in points.", "",
+          f"Machine: {machine()}; {args.workers} worker processes; load average at the end {load:.1f}; "
+          f"wall time {wall / 60:.1f} min (items already cached in the work folder are not re-run).", "",
+          f"Each supernet and each standalone twin: {args.epochs} epochs (unless the variant says otherwise), "
+          f"batch {args.batch_size}, AdamW, warm-up + cosine. Test split, {n_test} examples: an accuracy's "
+          f"binomial standard error is about {typical_se:.1f} points here. Standalone twins span "
+          f"{spread:.1f} points (mean of two seeds). Gap = standalone (mean of seeds) minus inherited, in points. "
+          "`kendall_tau_per_seed` is the mean of tau(inherited, seed A) and tau(inherited, seed B), "
+          "comparable with the seed-to-seed ceiling tau(seed A, seed B).", "",
           summary_df.to_markdown(index=False, floatfmt=".3f"), "",
-          f"Standalone twins: {twin_seconds:.0f} s in all. Evaluation with inherited weights on val "
-          f"({len(task.x_val)} examples): {evals_one:.1f} architectures/s one per call, "
-          f"{evals_batch:.1f}/s in one batched call.", "",
-          table.to_markdown(index=False, floatfmt=".3f"), ""]
+          "Accuracies (%, ± binomial standard error):", "",
+          shown.to_markdown(index=False, floatfmt=".1f"), ""]
     _write(stem.with_suffix(".md"), "\n".join(md))
     print("\n".join(md))
 

@@ -106,19 +106,19 @@ def _block_module(net: Any, key: BlockKey) -> Any:
         class Embed(nn.Module):
             def __init__(self) -> None:
                 super().__init__()
-                self.embed, self.pos = subnet.embed, subnet.pos
+                self.subnet = subnet
 
             def forward(self, x: torch.Tensor) -> torch.Tensor:
-                return self.embed(x) + self.pos[: x.shape[1]]
+                return self.subnet.embed_tokens(x)
         return Embed().eval(), spec.in_features
 
     class Head(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.norm, self.head = subnet.norm, subnet.head
+            self.subnet = subnet
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.head(self.norm(x).mean(dim=1))
+            return self.subnet.classify(x)
     return Head().eval(), key.embed_dim
 
 
@@ -169,4 +169,4 @@ def deploy_spec(spec: InputSpec, device: DeviceSpec) -> InputSpec:
     """The input spec with the device's sequence length, when it sets one."""
     if device.seq_len is None or device.seq_len == spec.seq_len:
         return spec
-    return InputSpec(seq_len=device.seq_len, in_features=spec.in_features, num_classes=spec.num_classes)
+    return spec.with_seq_len(device.seq_len)

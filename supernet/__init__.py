@@ -8,6 +8,7 @@ from importlib import import_module
 from typing import Any
 
 from ._atomic import atomic_write
+from .accuracy import binomial_se, format_accuracy, within_noise
 from .cost import Cost, InputSpec, arch_cost
 from .space import DEFAULT_SPACE, LAYER_FIELDS, QUANT_POLICIES, Arch, Gene, LayerConfig, SearchSpace
 from .tasks import Task, get_task, register_task, task_names
@@ -34,7 +35,8 @@ _LAZY = {
 
 __all__ = [
     "Arch", "Cost", "DEFAULT_SPACE", "Gene", "InputSpec", "LAYER_FIELDS", "LayerConfig",
-    "QUANT_POLICIES", "SearchSpace", "Task", "arch_cost", "atomic_write", "get_task", "register_task", "task_names", *_LAZY,
+    "QUANT_POLICIES", "SearchSpace", "Task", "arch_cost", "atomic_write", "binomial_se", "format_accuracy",
+    "get_task", "within_noise", "register_task", "task_names", *_LAZY,
 ]
 
 

@@ -73,7 +73,8 @@ def save_checkpoint(out_dir: str | Path, supernet: Supernet, meta: dict[str, Any
     # A fresh name per save: re-saving an epoch never overwrites the files the live manifest names.
     tag = f"{int(meta.get('epochs_done', 0)):05d}-{uuid.uuid4().hex[:8]}"
     manifest = {**meta, "schema_version": SCHEMA_VERSION, "space": supernet.space.to_dict(),
-                "input_spec": supernet.spec.to_dict(), "library_versions": library_versions()}
+                "input_spec": supernet.spec.to_dict(), "supernet": {"attention_weights": supernet.attention_weights},
+                "library_versions": library_versions()}
     manifest["files"] = {"weights": _save_tensors(out_dir, f"supernet-{tag}.safetensors", supernet.state_dict())}
     if train_state is not None:
         manifest["files"]["train_state"] = _save_tensors(out_dir, f"train_state-{tag}.safetensors", train_state)
@@ -127,9 +128,11 @@ def load_checkpoint(out_dir: str | Path, *, device: str = "cpu") -> tuple[Supern
     try:
         space = SearchSpace.from_dict(meta["space"])
         spec = InputSpec(**meta["input_spec"])
+        options = dict(meta.get("supernet", {}))  # absent in checkpoints written before per-type weights
+        net = Supernet(space, spec, seed=int(meta.get("seed", 0)), **options)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"checkpoint {out_dir / MANIFEST} has an invalid space or input spec: {exc}") from None
-    net = Supernet(space, spec, seed=int(meta.get("seed", 0)))
+        raise ValueError(f"checkpoint {out_dir / MANIFEST} has an invalid space, input spec or supernet "
+                         f"settings: {exc}") from None
     state = _load_tensors(out_dir, meta["files"]["weights"])
     try:
         net.load_state_dict(state, strict=True)

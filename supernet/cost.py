@@ -7,6 +7,7 @@ the layer structure of `supernet.model` (pre-norm transformer, mean pooling, lin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .space import Arch, SearchSpace
 
@@ -14,13 +15,22 @@ FP32_BYTES = 4
 INT8_BYTES = 1
 
 
+READOUTS = ("mean", "last", "cls")
+
+
 @dataclass(frozen=True)
 class InputSpec:
-    """Shape of one example: `seq_len` tokens of `in_features` values, `num_classes` labels."""
+    """Shape of one example and how the classifier reads the sequence.
+
+    `seq_len` tokens of `in_features` values, `num_classes` labels. `readout` is what the
+    classifier sees: `mean` pools every token, `last` takes the last token (e.g. the query
+    of a recall task), `cls` prepends a learned class token and takes it (one more token).
+    """
 
     seq_len: int
     in_features: int
     num_classes: int
+    readout: str = "mean"
 
     def __post_init__(self) -> None:
         for name in ("seq_len", "in_features", "num_classes"):
@@ -29,9 +39,20 @@ class InputSpec:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {self.num_classes}")
+        if self.readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {self.readout!r}")
 
-    def to_dict(self) -> dict[str, int]:
-        return {"seq_len": self.seq_len, "in_features": self.in_features, "num_classes": self.num_classes}
+    @property
+    def tokens(self) -> int:
+        """Tokens the transformer layers see: the sequence, plus the class token for `cls`."""
+        return self.seq_len + (self.readout == "cls")
+
+    def with_seq_len(self, seq_len: int) -> "InputSpec":
+        return InputSpec(seq_len, self.in_features, self.num_classes, self.readout)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq_len": self.seq_len, "in_features": self.in_features, "num_classes": self.num_classes,
+                "readout": self.readout}
 
 
 @dataclass(frozen=True)
@@ -48,7 +69,7 @@ def _linear(n_in: int, n_out: int) -> tuple[int, int]:
 
 def arch_cost(arch: Arch, space: SearchSpace, spec: InputSpec) -> Cost:
     """Parameters, FLOPs and stored bytes of `arch` for inputs of shape `spec`."""
-    n, e = spec.seq_len, arch.embed_dim
+    n, e = spec.tokens, arch.embed_dim
     fp32_params = 0
     int8_weights = 0
     int8_channels = 0  # each quantized output channel stores a float scale and an int8 zero point
@@ -56,7 +77,8 @@ def arch_cost(arch: Arch, space: SearchSpace, spec: InputSpec) -> Cost:
 
     w, b = _linear(spec.in_features, e)
     fp32_params += w + b + n * e  # token embedding + positional embedding
-    flops += 2 * n * w
+    fp32_params += e if spec.readout == "cls" else 0  # the class token
+    flops += 2 * spec.seq_len * w
     for layer in arch.layers:
         qkv = layer.heads * space.head_dim
         hidden = layer.ffn_ratio * e

@@ -4,9 +4,12 @@ Shapes: B batch, N tokens, F features per token, E embed width, H heads, d head 
 A subnet uses the leading slices of every supernet weight (weight entanglement):
 embed rows [:E], Q/K/V rows [:H*d], FFN rows [:r*E], LayerNorm [:E], classifier columns [:E].
 
-    x (B, N, F) -> linear embed + positional (B, N, E)
+    x (B, N, F) -> linear embed [+ class token in front] + positional (B, T, E)
       -> depth x [x + attn(LN(x)); x + FFN(LN(x))]   (pre-norm, GELU FFN)
-      -> LN -> mean over tokens (B, E) -> classifier (B, C)
+      -> LN -> readout (B, E) -> classifier (B, C)
+
+T is N, or N + 1 with a class token. The readout is the task's (`InputSpec.readout`): the
+mean over tokens, the last token, or the class token.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from . import quant
 from .attention import get_attention
 from .cost import InputSpec
 from .space import Arch, LayerConfig, SearchSpace
+from .train_config import ATTENTION_WEIGHTS
 
 
 def _split_heads(t: torch.Tensor, heads: int) -> torch.Tensor:
@@ -31,6 +35,24 @@ def _split_heads(t: torch.Tensor, heads: int) -> torch.Tensor:
 def _merge_heads(t: torch.Tensor) -> torch.Tensor:
     b, h, n, d = t.shape
     return t.transpose(1, 2).reshape(b, n, h * d)  # (B, N, H*d)
+
+
+def readout(h: torch.Tensor, kind: str) -> torch.Tensor:
+    """(B, T, E) normalised tokens -> (B, E) what the classifier reads."""
+    if kind == "mean":
+        return h.mean(dim=1)
+    if kind == "last":
+        return h[:, -1]
+    if kind == "cls":
+        return h[:, 0]
+    raise ValueError(f"readout must be one of ('mean', 'last', 'cls'), got {kind!r}")
+
+
+def _with_class_token(h: torch.Tensor, cls: torch.Tensor | None) -> torch.Tensor:
+    """Prepend the class token (E,) to every sequence of h (B, N, E) when there is one."""
+    if cls is None:
+        return h
+    return torch.cat([cls.expand(h.shape[0], 1, -1), h], dim=1)  # (B, N + 1, E)
 
 
 def _init_(module: nn.Module, generator: torch.Generator) -> None:
@@ -53,31 +75,55 @@ def _init_(module: nn.Module, generator: torch.Generator) -> None:
             nn.init.trunc_normal_(p, std=0.02, a=-0.04, b=0.04, generator=generator)
 
 
-class SuperBlock(nn.Module):
-    """One transformer layer holding the largest weights of every choice."""
+class Projections(nn.Module):
+    """The query, key, value and output projections of one layer's attention."""
 
-    def __init__(self, embed: int, qkv: int, ffn: int) -> None:
+    def __init__(self, embed: int, qkv: int) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(embed)
         self.q, self.k, self.v = nn.Linear(embed, qkv), nn.Linear(embed, qkv), nn.Linear(embed, qkv)
         self.o = nn.Linear(qkv, embed)
+
+
+class SuperBlock(nn.Module):
+    """One transformer layer holding the largest weights of every choice.
+
+    With `attention_weights="shared"` every attention type uses the same Q/K/V/O weights
+    (held as `q`, `k`, `v`, `o`); with `"per_type"` each type has its own set (held in
+    `attn[type]`), so a type's projections are not shaped by another type's scores.
+    """
+
+    def __init__(self, embed: int, qkv: int, ffn: int, *, attentions: tuple[str, ...] = (),
+                 attention_weights: str = "shared") -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(embed)
+        if attention_weights == "shared":
+            self.q, self.k, self.v = nn.Linear(embed, qkv), nn.Linear(embed, qkv), nn.Linear(embed, qkv)
+            self.o = nn.Linear(qkv, embed)
+            self.attn = None
+        else:
+            self.attn = nn.ModuleDict({name: Projections(embed, qkv) for name in attentions})
         self.norm2 = nn.LayerNorm(embed)
         self.fc1 = nn.Linear(embed, ffn)
         self.fc2 = nn.Linear(ffn, embed)
+
+    def projections(self, attention: str) -> nn.Module:
+        """The module holding `q`, `k`, `v`, `o` for layers of this attention type."""
+        return self if self.attn is None else self.attn[attention]
 
     def forward(self, x: torch.Tensor, layer: LayerConfig, *, head_dim: int, window: int) -> torch.Tensor:
         e = x.shape[-1]
         qkv = layer.heads * head_dim
         hidden = layer.ffn_ratio * e
         int8 = layer.quant == "int8"
+        p = self.projections(layer.attention)
 
         def lin(m: nn.Linear, n_out: int, n_in: int, h: torch.Tensor) -> torch.Tensor:
             return quant.linear(h, m.weight[:n_out, :n_in], m.bias[:n_out], int8=int8)
 
         h = F.layer_norm(x, (e,), self.norm1.weight[:e], self.norm1.bias[:e])
-        q, k, v = (_split_heads(lin(m, qkv, e, h), layer.heads) for m in (self.q, self.k, self.v))
+        q, k, v = (_split_heads(lin(m, qkv, e, h), layer.heads) for m in (p.q, p.k, p.v))
         a = get_attention(layer.attention)(q, k, v, window=window)
-        x = x + lin(self.o, e, qkv, _merge_heads(a))
+        x = x + lin(p.o, e, qkv, _merge_heads(a))
         h = F.layer_norm(x, (e,), self.norm2.weight[:e], self.norm2.bias[:e])
         return x + lin(self.fc2, e, hidden, F.gelu(lin(self.fc1, hidden, e, h)))
 
@@ -88,16 +134,22 @@ class Supernet(nn.Module):
     The architecture is an argument of `forward`; the module holds no active-subnet state.
     """
 
-    def __init__(self, space: SearchSpace, spec: InputSpec, *, seed: int = 0) -> None:
+    def __init__(self, space: SearchSpace, spec: InputSpec, *, seed: int = 0,
+                 attention_weights: str = "shared") -> None:
         super().__init__()
         for name in space.attentions:
             get_attention(name)  # unknown attention types fail here, listing the known ones
-        self.space, self.spec = space, spec
+        if attention_weights not in ATTENTION_WEIGHTS:
+            raise ValueError(f"attention_weights must be one of {ATTENTION_WEIGHTS}, got {attention_weights!r}")
+        self.space, self.spec, self.attention_weights = space, spec, attention_weights
         e = space.max_embed_dim
         self.embed = nn.Linear(spec.in_features, e)
-        self.pos = nn.Parameter(torch.zeros(spec.seq_len, e))
+        self.cls = nn.Parameter(torch.zeros(e)) if spec.readout == "cls" else None
+        self.pos = nn.Parameter(torch.zeros(spec.tokens, e))
         self.blocks = nn.ModuleList(
-            SuperBlock(e, space.max_qkv_dim, space.max_ffn_dim) for _ in range(space.max_depth)
+            SuperBlock(e, space.max_qkv_dim, space.max_ffn_dim, attentions=space.attentions,
+                       attention_weights=attention_weights)
+            for _ in range(space.max_depth)
         )
         self.norm = nn.LayerNorm(e)
         self.head = nn.Linear(e, spec.num_classes)
@@ -105,12 +157,14 @@ class Supernet(nn.Module):
 
     def forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
         """Logits (B, C) of subnet `arch` for inputs x (B, N, F)."""
-        e, n = arch.embed_dim, x.shape[1]
-        h = F.linear(x, self.embed.weight[:e], self.embed.bias[:e]) + self.pos[:n, :e]
+        e = arch.embed_dim
+        h = F.linear(x, self.embed.weight[:e], self.embed.bias[:e])
+        h = _with_class_token(h, None if self.cls is None else self.cls[:e])
+        h = h + self.pos[: h.shape[1], :e]
         for block, layer in zip(self.blocks, arch.layers):
             h = block(h, layer, head_dim=self.space.head_dim, window=self.space.local_window)
         h = F.layer_norm(h, (e,), self.norm.weight[:e], self.norm.bias[:e])
-        return F.linear(h.mean(dim=1), self.head.weight[:, :e], self.head.bias)
+        return F.linear(readout(h, self.spec.readout), self.head.weight[:, :e], self.head.bias)
 
     def extract(self, arch: Arch) -> "Subnet":
         """A static module with copies of `arch`'s weight slices and the same outputs."""
@@ -160,12 +214,21 @@ class Subnet(nn.Module):
         self.arch, self.spec = arch, spec
         e = arch.embed_dim
         self.embed = nn.Linear(spec.in_features, e)
-        self.pos = nn.Parameter(torch.zeros(spec.seq_len, e))
+        self.cls = nn.Parameter(torch.zeros(e)) if spec.readout == "cls" else None
+        self.pos = nn.Parameter(torch.zeros(spec.tokens, e))
         self.blocks = nn.ModuleList(
             Block(e, layer, head_dim=space.head_dim, window=space.local_window) for layer in arch.layers
         )
         self.norm = nn.LayerNorm(e)
         self.head = nn.Linear(e, spec.num_classes)
+
+    @classmethod
+    def initialised(cls, space: SearchSpace, spec: InputSpec, arch: Arch, *, seed: int = 0) -> "Subnet":
+        """A freshly initialised standalone model of `arch` (seeded, fan-in scaled to its own widths)."""
+        space.validate(arch)
+        net = cls(space, spec, arch)
+        _init_(net, torch.Generator().manual_seed(seed))
+        return net
 
     @classmethod
     def from_supernet(cls, supernet: Supernet, arch: Arch) -> "Subnet":
@@ -175,12 +238,16 @@ class Subnet(nn.Module):
             net.embed.weight.copy_(supernet.embed.weight[:e])
             net.embed.bias.copy_(supernet.embed.bias[:e])
             net.pos.copy_(supernet.pos[:, :e])
+            if net.cls is not None:
+                net.cls.copy_(supernet.cls[:e])
             for block, sblock, layer in zip(net.blocks, supernet.blocks, arch.layers):
                 qkv, hidden = layer.heads * d, layer.ffn_ratio * e
                 shapes = {"q": (qkv, e), "k": (qkv, e), "v": (qkv, e), "o": (e, qkv),
                           "fc1": (hidden, e), "fc2": (e, hidden), "norm1": (e,), "norm2": (e,)}
+                projections = sblock.projections(layer.attention)
                 for name, shape in shapes.items():
-                    dst, src = getattr(block, name), getattr(sblock, name)
+                    dst = getattr(block, name)
+                    src = getattr(projections if name in ("q", "k", "v", "o") else sblock, name)
                     dst.weight.copy_(src.weight[tuple(slice(0, s) for s in shape)])
                     dst.bias.copy_(src.bias[: shape[0]])
             net.norm.weight.copy_(supernet.norm.weight[:e])
@@ -189,11 +256,20 @@ class Subnet(nn.Module):
             net.head.bias.copy_(supernet.head.bias)
         return net.eval()
 
+    def embed_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, N, F) -> token embeddings with class token and positions (B, T, E)."""
+        h = _with_class_token(self.embed(x), self.cls)
+        return h + self.pos[: h.shape[1]]
+
+    def classify(self, h: torch.Tensor) -> torch.Tensor:
+        """Last layer's tokens (B, T, E) -> logits (B, C)."""
+        return self.head(readout(self.norm(h), self.spec.readout))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.embed(x) + self.pos[: x.shape[1]]
+        h = self.embed_tokens(x)
         for block in self.blocks:
             h = block(h)
-        return self.head(self.norm(h).mean(dim=1))
+        return self.classify(h)
 
     def without_fake_quant(self) -> "Subnet":
         """A copy that runs every layer in plain fp32 (what is exported before quantizing)."""

