@@ -3,9 +3,10 @@
 A TOML config has one table per stage; every key is optional:
 
     seed = 0
-    [task]     name = "digits"   patch = 4
+    [task]     name = "mnist1d"  samples = 10000  patch = 2   (any other key is a task option)
     [space]    ...               (see supernet.SearchSpace; omitted: the default space)
-    [train]    epochs = 20       batch_size = 32    lr = 2e-3   k_random = 2   threads = 1
+    [train]    epochs = 5        batch_size = 32    lr = 2e-3   k_random = 2   threads = 1
+               (every supernet.TrainConfig setting; defaults are TrainConfig's)
     [profile]  device = "cpu"    samples = 80       preset = "default"   target = "min_ms"
     [search]   algorithm = "linas"  budget = 100  objectives = ["accuracy", "latency", "size"]
                max_latency_ms = 0.5   max_size_mb = 1.0
@@ -21,25 +22,49 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from supernet.train_config import TrainConfig
+
 from ._errors import UserInputError
 
 SCHEMA_VERSION = 1
 OBJECTIVES = ("accuracy", "latency", "size", "flops", "params")
 
 
+DEFAULT_TASK = "mnist1d"
+
+
 @dataclass(frozen=True)
 class TaskSettings:
-    name: str = "digits"
-    patch: int | None = None  # mnist only: 7, 4 or 2
+    """A task name and its options (each task's own defaults fill in the rest)."""
+
+    name: str = DEFAULT_TASK
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+_TRAIN = TrainConfig()
 
 
 @dataclass(frozen=True)
 class TrainSettings:
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 2e-3
-    k_random: int = 2
+    """Supernet training settings: `supernet.TrainConfig`'s (its defaults), plus torch threads."""
+
+    epochs: int = _TRAIN.epochs
+    batch_size: int = _TRAIN.batch_size
+    lr: float = _TRAIN.lr
+    weight_decay: float = _TRAIN.weight_decay
+    warmup_epochs: float = _TRAIN.warmup_epochs
+    grad_clip: float = _TRAIN.grad_clip
+    k_random: int = _TRAIN.k_random
+    sandwich: bool = _TRAIN.sandwich
+    distill: bool = _TRAIN.distill
+    sandwich_choices: str = _TRAIN.sandwich_choices
+    attention_weights: str = _TRAIN.attention_weights
     threads: int = 1  # torch threads for training and supernet evaluation
+
+    def train_config(self, seed: int) -> TrainConfig:
+        """The supernet's TrainConfig for these settings (raises ValueError on a bad value)."""
+        settings = {k: v for k, v in asdict(self).items() if k != "threads"}
+        return TrainConfig(**settings, seed=seed)
 
 
 @dataclass(frozen=True)
@@ -91,10 +116,11 @@ class RunConfig:
     def __post_init__(self) -> None:
         check = _check
         check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
-        check(self.train.epochs > 0, f"train.epochs must be > 0, got {self.train.epochs}")
-        check(self.train.batch_size > 0, f"train.batch_size must be > 0, got {self.train.batch_size}")
-        check(self.train.lr > 0, f"train.lr must be > 0, got {self.train.lr}")
-        check(self.train.k_random >= 0, f"train.k_random must be >= 0, got {self.train.k_random}")
+        check(isinstance(self.task.name, str) and bool(self.task.name), f"task.name must be a name, got {self.task.name!r}")
+        try:
+            self.train.train_config(self.seed)
+        except ValueError as exc:
+            raise UserInputError(f"bad [train] setting: {exc}") from None
         check(self.train.threads > 0, f"train.threads must be > 0, got {self.train.threads}")
         check(self.profile.samples >= 8, f"profile.samples must be >= 8, got {self.profile.samples}")
         check(self.profile.target in ("min_ms", "median_ms"),
@@ -134,6 +160,10 @@ class RunConfig:
                 continue
             section, _, key = dotted.rpartition(".")
             target = data[section] if section else data
+            if dotted == "task.name" and value != data["task"]["name"]:
+                data["task"]["options"] = {}  # another task: the stored task's options do not apply
+            if dotted == "task.options":
+                value = {**data["task"]["options"], **value}
             target[key] = value
         return config_from_dict(data)
 
@@ -147,7 +177,41 @@ _SECTIONS = {"task": TaskSettings, "train": TrainSettings, "profile": ProfileSet
              "search": SearchSettings, "export": ExportSettings, "executor": ExecutorSettings}
 
 
+def _task_section(data: Any) -> TaskSettings:
+    """[task]: `name`, and every other key (or an `options` table) is one of the task's options."""
+    if not isinstance(data, dict):
+        raise UserInputError(f"[task] must be a table, got {data!r}")
+    data = dict(data)
+    name = data.pop("name", DEFAULT_TASK)
+    options = data.pop("options", {})
+    if not isinstance(options, dict):
+        raise UserInputError(f"task.options must be a table, got {options!r}")
+    if not isinstance(name, str) or not name:
+        raise UserInputError(f"task.name must be a task name, got {name!r}")
+    merged = {k: v for k, v in {**options, **data}.items() if v is not None}  # None: "not set" in old run files
+    return TaskSettings(name=name, options=merged)
+
+
+def parse_task_options(pairs: list[str] | None) -> dict[str, Any] | None:
+    """CLI `--task-option KEY=VALUE` pairs -> options (integers where the value is one)."""
+    if not pairs:
+        return None
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserInputError(f"--task-option must be KEY=VALUE, got {pair!r}")
+        value = value.strip()
+        try:
+            options[key.strip()] = int(value)
+        except ValueError:
+            options[key.strip()] = value
+    return options
+
+
 def _section(cls: type, data: Any, name: str) -> Any:
+    if cls is TaskSettings:
+        return _task_section(data)
     if not isinstance(data, dict):
         raise UserInputError(f"[{name}] must be a table, got {data!r}")
     known = {f.name: f for f in fields(cls)}
@@ -200,5 +264,5 @@ def load_config(path: str | Path | None) -> RunConfig:
     return config_from_dict(data)
 
 
-__all__ = ["RunConfig", "TaskSettings", "TrainSettings", "ProfileSettings", "SearchSettings",
+__all__ = ["RunConfig", "TaskSettings", "parse_task_options", "TrainSettings", "ProfileSettings", "SearchSettings",
            "ExportSettings", "ExecutorSettings", "load_config", "config_from_dict", "replace"]

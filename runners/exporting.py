@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from supernet import Arch, LayerConfig, SearchSpace, arch_cost
+from supernet import Arch, LayerConfig, SearchSpace, arch_cost, binomial_se
 
 from ._io import atomic_write_json
 
@@ -104,6 +104,7 @@ def export_models(
     predicted = np.asarray(predict_ms(archs), dtype=float)
     val_acc = evaluate_archs(supernet, archs, task.x_val, task.y_val)
     test_acc = evaluate_archs(supernet, archs, task.x_test, task.y_test)
+    n_val, n_test = len(task.y_val), len(task.y_test)
     models = []
     for i, item in enumerate(items):
         onnx_acc = onnx_accuracy(paths[i], task.x_test, task.y_test)
@@ -130,12 +131,15 @@ def export_models(
             "latency_relative_error": error,
             "latency_off_by_more_than_10pct": bool(abs(error) > LATENCY_TOLERANCE),
             "supernet_val_accuracy": float(val_acc[i]),
+            "supernet_val_accuracy_se": binomial_se(float(val_acc[i]), n_val),
             "supernet_test_accuracy": float(test_acc[i]),
+            "supernet_test_accuracy_se": binomial_se(float(test_acc[i]), n_test),
             "onnx_test_accuracy": onnx_acc,
+            "onnx_test_accuracy_se": binomial_se(onnx_acc, n_test),
         })
     manifest = {
         "schema_version": MANIFEST_SCHEMA,
-        "task": task.name,
+        "task": task.record(),
         "device": device.to_dict(),
         "fingerprint": fingerprint,
         "measure_config": measure_config.to_dict(),
@@ -150,17 +154,22 @@ def export_models(
 def comparison_lines(manifest: dict[str, Any]) -> list[str]:
     """Predicted vs measured latency and supernet vs ONNX accuracy, one line per model."""
     stat = manifest.get("latency_statistic", "median_ms")
-    lines = [f"latency predicted vs measured {stat} (median and p10-p90 of the same runs beside)",
+    task = manifest.get("task")
+    n_test = task.get("n_test") if isinstance(task, dict) else None
+    noise = f"; accuracies ± {100 * 0.5 / n_test ** 0.5:.1f} points at most (binomial SE, {n_test} test examples)" \
+        if n_test else ""
+    lines = [f"latency predicted vs measured {stat} (median and p10-p90 of the same runs beside){noise}",
              f"{'model':34s} {'predicted':>10s} {'measured':>10s} {'median':>10s} {'p10-p90':>17s} {'error':>7s} "
-             f"{'val':>6s} {'test':>6s} {'onnx':>6s}"]
+             f"{'val':>6s} {'test':>6s} {'onnx ± SE':>12s}"]
     for m in manifest["models"]:
         flag = "  <- off by more than 10%" if m["latency_off_by_more_than_10pct"] else ""
+        se = m.get("onnx_test_accuracy_se", float("nan"))
         lines.append(
             f"{m['name'][:34]:34s} {m['predicted_latency_ms']:9.4f}ms "
             f"{m['measured_latency_min_ms' if stat == 'min_ms' else 'measured_latency_ms']:9.4f}ms "
             f"{m['measured_latency_ms']:9.4f}ms "
             f"{m['measured_latency_p10_ms']:7.4f}-{m['measured_latency_p90_ms']:7.4f}ms "
             f"{m['latency_relative_error']:+7.1%} {m['supernet_val_accuracy']:6.1%} "
-            f"{m['supernet_test_accuracy']:6.1%} {m['onnx_test_accuracy']:6.1%}{flag}"
+            f"{m['supernet_test_accuracy']:6.1%} {m['onnx_test_accuracy']:6.1%} ± {100 * se:3.1f}{flag}"
         )
     return lines

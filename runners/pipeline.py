@@ -37,14 +37,17 @@ class RunState:
     run_dir: Path
     config: RunConfig
     stages: dict[str, dict[str, Any]]
+    task: dict[str, Any] | None = None  # the task's record (name, options, split sizes) once trained
 
     @property
     def path(self) -> Path:
         return self.run_dir / "run.json"
 
     def save(self) -> None:
-        atomic_write_json(self.path, {"schema_version": RUN_SCHEMA, "config": self.config.to_dict(),
-                                      "stages": self.stages})
+        data = {"schema_version": RUN_SCHEMA, "config": self.config.to_dict(), "stages": self.stages}
+        if self.task is not None:
+            data["task"] = self.task
+        atomic_write_json(self.path, data)
 
     def done(self, stage: str) -> bool:
         return self.stages.get(stage, {}).get("status") == "done"
@@ -73,6 +76,7 @@ def open_run(run_dir: Path, config: RunConfig | None) -> RunState:
             data = json.loads(path.read_text())
             stored = config_from_dict(data["config"])
             stages = dict(data["stages"])
+            task = data.get("task")
         except (ValueError, KeyError, TypeError, UserInputError) as exc:
             raise UserInputError(f"{path} is not a valid run file ({exc}); use a new --run folder") from None
         if config is not None and config != stored:
@@ -81,7 +85,7 @@ def open_run(run_dir: Path, config: RunConfig | None) -> RunState:
                 f"run folder {run_dir} holds a run with other settings ({', '.join(diff[:4])}); "
                 "use a new --run folder or the same settings"
             )
-        return RunState(run_dir, stored, stages)
+        return RunState(run_dir, stored, stages, task)
     if run_dir.exists() and any(run_dir.iterdir()):
         raise UserInputError(f"{run_dir} exists and is not an hwnas run folder (no run.json); choose another --run")
     state = RunState(run_dir, config or RunConfig(), {})
@@ -117,14 +121,24 @@ def pin_torch_threads(threads: int) -> None:
     threadpool_limits(limits=1)
 
 
+_TASK_CACHE: dict[str, Any] = {}
+
+
 def load_task(config: RunConfig):
+    """The run's task (generated tasks are built once per process: mnist1d takes seconds)."""
     from supernet.tasks import get_task
 
-    options = {"patch": config.task.patch} if config.task.patch is not None else {}
-    try:
-        return get_task(config.task.name, seed=config.seed, **options)
-    except ValueError as exc:
-        raise UserInputError(str(exc)) from None
+    key = json.dumps([config.task.name, config.task.options, config.seed], sort_keys=True)
+    if key not in _TASK_CACHE:
+        try:
+            task = get_task(config.task.name, seed=config.seed, **config.task.options)
+        except ValueError as exc:
+            raise UserInputError(str(exc)) from None
+        if config.task.name.startswith("npz:"):
+            return task  # a user's file may change between calls: read it each time
+        _TASK_CACHE.clear()
+        _TASK_CACHE[key] = task
+    return _TASK_CACHE[key]
 
 
 def load_supernet(run_dir: Path):
@@ -163,13 +177,14 @@ def task_from_meta(meta: dict[str, Any]):
 
 # --------------------------------------------------------------------- stages
 def stage_train(state: RunState, echo: Echo) -> str:
-    from supernet.train import TrainConfig, train_supernet
+    from supernet.train import train_supernet
 
     c = state.config
     task = load_task(c)
-    train = TrainConfig(epochs=c.train.epochs, batch_size=c.train.batch_size, lr=c.train.lr,
-                        k_random=c.train.k_random, seed=c.seed)
-    result = train_supernet(task, c.space_obj(), train, state.run_dir / "supernet", progress=True)
+    result = train_supernet(task, c.space_obj(), c.train.train_config(c.seed), state.run_dir / "supernet",
+                            progress=True)
+    state.task = task.record()
+    state.save()
     last = result.history[-1]
     keys = [k for k in last if "acc" in k]
     return f"{result.steps} updates; " + ", ".join(f"{k} {last[k]:.3f}" for k in keys)
@@ -266,7 +281,8 @@ def search_run(run_dir: Path, config: RunConfig, predictor_path: Path, echo: Ech
             "predictor": str(Path(predictor_path).resolve()), "algorithm": config.search.algorithm,
             "budget": config.search.budget, "seed": config.seed, "objectives": list(config.search.objectives),
             "max_latency_ms": config.search.max_latency_ms, "max_size_mb": config.search.max_size_mb,
-            "executor": config.executor.kind,
+            "executor": config.executor.kind, "task": task.record(),
+            "accuracy_split": "val", "accuracy_examples": len(task.y_val),
         })
         with search_progress(config.search.budget) as progress:
             try:
@@ -278,7 +294,14 @@ def search_run(run_dir: Path, config: RunConfig, predictor_path: Path, echo: Ech
         if executor is not None:
             executor.close()
     hv = result.hypervolume[-1] if len(result.hypervolume) else float("nan")
-    return f"{len(result.candidates)} evaluated, {len(result.front)} on the front, hypervolume {hv:.4f}"
+    summary = f"{len(result.candidates)} evaluated, {len(result.front)} on the front, hypervolume {hv:.4f}"
+    if "accuracy" in result.candidates and len(result.candidates):
+        from supernet import binomial_se
+
+        acc, n = result.candidates["accuracy"], len(task.y_val)
+        summary += (f"; val accuracies {100 * acc.min():.1f}-{100 * acc.max():.1f}% "
+                    f"(± {100 * binomial_se(0.5, n):.1f} points at most: binomial SE on {n} examples)")
+    return summary
 
 
 def stage_search(state: RunState, echo: Echo) -> str:

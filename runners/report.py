@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from supernet import binomial_se, within_noise
+
 from ._errors import UserInputError
 from ._io import atomic_write_bytes, atomic_write_text
 
@@ -35,9 +37,12 @@ def models_frame(manifest: dict[str, Any]) -> pd.DataFrame:
     """One row per exported model. `measured_ms` is the statistic the predictor was fitted to
     and checked against (the fastest run or the median, `manifest["latency_statistic"]`)."""
     stat = manifest.get("latency_statistic", "median_ms")
+    n_test = test_examples(manifest)
     rows = []
     for m in manifest["models"]:
         rows.append({
+            "test_acc_se": m.get("onnx_test_accuracy_se", binomial_se(m["onnx_test_accuracy"], n_test) if n_test
+                                 else float("nan")),
             "name": m["name"], "kind": m["kind"], "arch": m["arch_description"],
             "test_acc": m["onnx_test_accuracy"], "supernet_test_acc": m["supernet_test_accuracy"],
             "val_acc": m["supernet_val_accuracy"], "predicted_ms": m["predicted_latency_ms"],
@@ -50,11 +55,28 @@ def models_frame(manifest: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def speedups_at_equal_accuracy(df: pd.DataFrame) -> pd.DataFrame:
+def test_examples(manifest: dict[str, Any]) -> int | None:
+    """Test examples behind the manifest's accuracies (None for manifests written before it was kept)."""
+    task = manifest.get("task")
+    return int(task["n_test"]) if isinstance(task, dict) and task.get("n_test") else None
+
+
+def task_label(manifest: dict[str, Any]) -> str:
+    task = manifest.get("task")
+    if not isinstance(task, dict):
+        return str(task)
+    options = ", ".join(f"{k}={v}" for k, v in (task.get("options") or {}).items())
+    sizes = f"{task.get('n_train')}/{task.get('n_val')}/{task.get('n_test')} train/val/test"
+    return f"{task['name']}" + (f" ({options})" if options else "") + f", {sizes}"
+
+
+def speedups_at_equal_accuracy(df: pd.DataFrame, n_test: int | None = None) -> pd.DataFrame:
     """For each uniform baseline, the fastest front model with test accuracy >= the baseline's.
 
     One row per baseline that some front model matches: both models, their measured
     latencies and the speed-up baseline_ms / front_ms (below 1: the baseline is faster).
+    `within_noise` says whether the two test accuracies differ by less than two standard
+    errors of their difference (on `n_test` examples), i.e. are indistinguishable.
     """
     front, base = df[df.kind == "front"], df[df.kind == "baseline"]
     rows = []
@@ -63,16 +85,17 @@ def speedups_at_equal_accuracy(df: pd.DataFrame) -> pd.DataFrame:
         if match.empty:
             continue
         f = match.loc[match.measured_ms.idxmin()]
+        noise = within_noise(float(f.test_acc), float(b.test_acc), n_test) if n_test else None
         rows.append({"baseline": b["name"], "baseline_acc": float(b.test_acc), "baseline_ms": float(b.measured_ms),
                      "front": f["name"], "front_acc": float(f.test_acc), "front_ms": float(f.measured_ms),
-                     "speedup": float(b.measured_ms / f.measured_ms)})
+                     "speedup": float(b.measured_ms / f.measured_ms), "within_noise": noise})
     return pd.DataFrame(rows, columns=["baseline", "baseline_acc", "baseline_ms", "front", "front_acc",
-                                       "front_ms", "speedup"])
+                                       "front_ms", "speedup", "within_noise"])
 
 
-def speedup_summary(df: pd.DataFrame) -> dict[str, Any] | None:
+def speedup_summary(df: pd.DataFrame, n_test: int | None = None) -> dict[str, Any] | None:
     """Worst case, median and best speed-up over the baselines the front matches."""
-    table = speedups_at_equal_accuracy(df)
+    table = speedups_at_equal_accuracy(df, n_test)
     if table.empty:
         return None
     return {"matched_baselines": len(table), "unmatched_baselines": int((df.kind == "baseline").sum() - len(table)),
@@ -92,15 +115,16 @@ def _pareto_plot(df: pd.DataFrame, path: Path, title: str, stat: str) -> None:
     low = np.minimum(front.p10_ms, front.measured_ms)
     err = np.vstack([front.measured_ms - low, np.maximum(front.p90_ms - front.measured_ms, 0)])
     label = "fastest run" if stat == "min_ms" else "median"
-    ax.errorbar(front.measured_ms, front.test_acc * 100, xerr=err, fmt="o", color="tab:blue",
-                label=f"searched front (measured {label}; bar to p10-p90)", capsize=2, zorder=3)
+    ax.errorbar(front.measured_ms, front.test_acc * 100, xerr=err, yerr=front.test_acc_se * 100, fmt="o",
+                color="tab:blue", label=f"searched front (measured {label}; bars: p10-p90, ±1 SE accuracy)",
+                capsize=2, zorder=3)
     ax.scatter(front.predicted_ms, front.test_acc * 100, marker="o", facecolors="none",
                edgecolors="tab:orange", label="same models, predicted latency", zorder=2)
     for _, r in front.iterrows():
         ax.plot([r.predicted_ms, r.measured_ms], [r.test_acc * 100] * 2, color="tab:orange", lw=0.6, zorder=1)
     if len(base):
-        ax.scatter(base.measured_ms, base.test_acc * 100, marker="X", s=60, color="tab:red",
-                   label="uniform baselines (measured)", zorder=3)
+        ax.errorbar(base.measured_ms, base.test_acc * 100, yerr=base.test_acc_se * 100, fmt="X", ms=8,
+                    color="tab:red", label="uniform baselines (measured)", capsize=2, zorder=3)
     ax.set_xscale("log")
     ax.set_xlabel(f"latency per inference, {'fastest of the timed runs' if stat == 'min_ms' else 'median'}"
                   " (ms, log scale)")
@@ -142,12 +166,12 @@ def _savefig(fig) -> bytes:
 def _table(df: pd.DataFrame) -> pd.DataFrame:
     out = df[["name", "arch", "test_acc", "supernet_test_acc", "predicted_ms", "min_ms", "median_ms", "p10_ms",
               "p90_ms", "size_kb", "latency_off"]].copy()
-    out["test_acc"] = (out.test_acc * 100).round(2)
+    out["test_acc"] = [f"{100 * a:.1f} ± {100 * e:.1f}" for a, e in zip(df.test_acc, df.test_acc_se)]
     out["supernet_test_acc"] = (out.supernet_test_acc * 100).round(2)
     for c in ("predicted_ms", "min_ms", "median_ms", "p10_ms", "p90_ms"):
         out[c] = out[c].round(4)
     out["size_kb"] = out.size_kb.round(1)
-    return out.rename(columns={"test_acc": "ONNX test acc %", "supernet_test_acc": "supernet test acc %",
+    return out.rename(columns={"test_acc": "ONNX test acc % ± SE", "supernet_test_acc": "supernet test acc %",
                                "size_kb": "size KiB", "latency_off": "off >10%"})
 
 
@@ -163,7 +187,8 @@ def write_report(run_dir: Path) -> dict[str, Path]:
     device = manifest["device"]["name"]
     pareto, hv_png = out / "pareto.png", out / "hypervolume.png"
     stat = manifest.get("latency_statistic", "median_ms")
-    _pareto_plot(df, pareto, f"{manifest.get('task', '')} on device '{device}'", stat)
+    task = manifest.get("task")
+    _pareto_plot(df, pareto, f"{task['name'] if isinstance(task, dict) else task} on device '{device}'", stat)
     hv_path = run_dir / "search" / "hypervolume.csv"
     hv = pd.read_csv(hv_path) if hv_path.exists() else None
     if hv is not None and len(hv):
@@ -172,12 +197,16 @@ def write_report(run_dir: Path) -> dict[str, Path]:
     front, base = df[df.kind == "front"], df[df.kind == "baseline"]
     within = float((~front.latency_off).mean()) if len(front) else float("nan")
     gap = float((front.test_acc - front.supernet_test_acc).abs().max() * 100) if len(front) else float("nan")
-    speed = speedup_summary(df)
+    n_test = test_examples(manifest)
+    speed = speedup_summary(df, n_test)
     fp = manifest.get("fingerprint", {})
+    noise = (f"- Test accuracies carry a binomial standard error of up to {50 / n_test ** 0.5:.1f} points "
+             f"({n_test} test examples); accuracies closer than about twice that are within noise"
+             if n_test else "- Test accuracies: the number of test examples was not recorded (old manifest)")
     lines = [
         f"# hwnas report: {run_dir.name}",
         "",
-        f"Task `{manifest.get('task')}`, device `{device}` ({manifest['device'].get('backend')}, "
+        f"Task `{task_label(manifest)}`, device `{device}` ({manifest['device'].get('backend')}, "
         f"{manifest['device'].get('threads')} thread(s)) on {fp.get('cpu_model', 'unknown CPU')}, "
         f"{fp.get('cpu_count', '?')} cores.",
         "",
@@ -186,13 +215,15 @@ def write_report(run_dir: Path) -> dict[str, Path]:
         " (the tables give the median and p10/p90 too)",
         f"- Front models whose measured latency is within ±10% of the predicted: {within:.0%}",
         f"- Largest gap between ONNX and supernet test accuracy on the front: {gap:.2f} points",
+        noise,
     ]
     if speed:
         lines.append(
             f"- Speed-up of the front over the uniform baselines at equal or better test accuracy (fastest front "
             f"model matching each baseline): worst {speed['min']:.2f}x, median {speed['median']:.2f}x, best "
             f"{speed['max']:.2f}x over {speed['matched_baselines']} baselines "
-            f"({speed['unmatched_baselines']} more accurate than every front model)"
+            f"({speed['unmatched_baselines']} more accurate than every front model); "
+            f"{sum(bool(r['within_noise']) for r in speed['table'])} of the matched pairs are within noise in accuracy"
         )
     else:
         lines.append("- Speed-up at equal accuracy: no front model reaches a baseline's test accuracy")

@@ -30,7 +30,9 @@ def register(app: typer.Typer) -> None:
     def run(
         run_dir: Path = typer.Option(Path("results/main"), "--run", help=RUN_HELP),
         config: Optional[Path] = typer.Option(None, "--config", help="TOML config; flags override it."),
-        task: Optional[str] = typer.Option(None, help="Task: digits, mnist, mnist1d or npz:PATH."),
+        task: Optional[str] = typer.Option(None, help="Task: mnist1d (default), recall, digits, mnist or npz:PATH."),
+        task_option: Optional[list[str]] = typer.Option(None, "--task-option",
+                                                        help="Task option KEY=VALUE (repeatable), e.g. samples=10000."),
         epochs: Optional[int] = typer.Option(None, help="Supernet training epochs."),
         device: Optional[str] = typer.Option(None, help="Device to profile and search for."),
         samples: Optional[int] = typer.Option(None, help="Subnets to profile."),
@@ -44,10 +46,10 @@ def register(app: typer.Typer) -> None:
         seed: Optional[int] = typer.Option(None, help="Seed of every stage."),
     ) -> None:
         """The main job: train, profile, fit the latency predictor, search, export, report."""
-        from ..config import load_config
+        from ..config import load_config, parse_task_options
         from ..pipeline import open_run, run_pipeline
 
-        flags = {"task.name": task, "train.epochs": epochs, "profile.device": device, "profile.samples": samples,
+        flags = {"task.name": task, "task.options": parse_task_options(task_option), "train.epochs": epochs, "profile.device": device, "profile.samples": samples,
                  "search.algorithm": algorithm, "search.budget": budget, "search.objectives": _split(objectives),
                  "search.max_latency_ms": max_latency_ms, "search.max_size_mb": max_size_mb,
                  "executor.kind": executor, "executor.ray_address": ray_address, "seed": seed}
@@ -116,9 +118,12 @@ def _validate_names(cfg) -> None:
 
     from supernet.tasks import task_names
 
+    from ..pipeline import load_task
+
     name = cfg.task.name
     if not name.startswith("npz:") and name not in task_names():
         raise UserInputError(f"unknown task {name!r}; known: {task_names()} or npz:PATH")
+    load_task(cfg)  # bad task options fail here, before the run folder is made
     try:
         get_device(cfg.profile.device)
     except ValueError as exc:

@@ -3,39 +3,52 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 from runners._errors import UserInputError
+from runners.config import DEFAULT_TASK
+from supernet.train_config import TrainConfig
+
+_TRAIN = TrainConfig()
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def train(
-        task: str = typer.Option("digits", help="digits, mnist, mnist1d or npz:PATH."),
-        epochs: int = typer.Option(20, help="Training epochs."),
+        task: str = typer.Option(DEFAULT_TASK, help="mnist1d, recall, digits, mnist or npz:PATH."),
+        task_option: Optional[list[str]] = typer.Option(None, "--task-option",
+                                                        help="Task option KEY=VALUE (repeatable), e.g. samples=10000."),
+        epochs: int = typer.Option(_TRAIN.epochs, help="Training epochs."),
         seed: int = typer.Option(0, help="Seed for the data splits, weights, batch order and sampled subnets."),
         out: Path = typer.Option(Path("results/train"), help="Run folder: the checkpoint goes to OUT/supernet/ "
                                  "(resumed when there), where `hwnas search --run OUT` reads it."),
-        batch_size: int = typer.Option(32, help="Examples per step."),
-        lr: float = typer.Option(2e-3, help="Peak learning rate (AdamW, warm-up then cosine)."),
-        k_random: int = typer.Option(2, help="Random subnets per step besides the largest and smallest."),
+        batch_size: int = typer.Option(_TRAIN.batch_size, help="Examples per step."),
+        lr: float = typer.Option(_TRAIN.lr, help="Peak learning rate (AdamW, warm-up then cosine)."),
+        k_random: int = typer.Option(_TRAIN.k_random, help="Random subnets per step besides the largest and smallest."),
+        sandwich_choices: str = typer.Option(_TRAIN.sandwich_choices,
+                                             help="Attention and quant of the sandwich's largest and smallest: "
+                                                  "random (drawn per layer each step) or first."),
+        attention_weights: str = typer.Option(_TRAIN.attention_weights,
+                                              help="per_type (Q/K/V/O per attention type) or shared."),
         no_sandwich: bool = typer.Option(False, "--no-sandwich", help="Train only the k random subnets each step."),
         no_distill: bool = typer.Option(False, "--no-distill", help="No distillation from the largest subnet."),
         device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
         space: Path | None = typer.Option(None, help="Search space TOML file (default: the built-in space)."),
-        patch: int | None = typer.Option(None, help="mnist only: patch size 7, 4 or 2 (16, 49 or 196 tokens)."),
     ) -> None:
         """Train the weight-sharing supernet (sandwich rule, in-place distillation), with progress."""
         from supernet import DEFAULT_SPACE, SearchSpace, get_task
-        from supernet.train import TrainConfig, train_supernet
+        from supernet.train import train_supernet
+
+        from ..config import parse_task_options
 
         try:
-            options = {} if patch is None else {"patch": patch}
-            data = get_task(task, seed=seed, **options)
+            data = get_task(task, seed=seed, **(parse_task_options(task_option) or {}))
             search_space = DEFAULT_SPACE if space is None else SearchSpace.from_toml(space)
             config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, k_random=k_random,
-                                 sandwich=not no_sandwich, distill=not no_distill, seed=seed, device=device)
+                                 sandwich=not no_sandwich, distill=not no_distill, seed=seed, device=device,
+                                 sandwich_choices=sandwich_choices, attention_weights=attention_weights)
         except ValueError as exc:
             raise UserInputError(str(exc)) from None
         typer.echo(data.describe())

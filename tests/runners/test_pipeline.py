@@ -15,6 +15,8 @@ pytestmark = pytest.mark.slow
 
 TINY = """
 seed = 0
+[task]
+name = "digits"
 [space]
 embed_dims = [16, 32]
 depths = [1, 2]
@@ -60,8 +62,14 @@ def test_every_stage_wrote_its_files(run_dir):
                  "report/report.md", "report/report.html"]:
         assert (run_dir / path).exists(), path
     assert len(pd.read_parquet(run_dir / "search/candidates.parquet")) == 6
+    record = {"name": "digits", "options": {}, "seed": 0, "n_train": 1259, "n_val": 269, "n_test": 269}
+    assert state["task"] == record
+    assert json.loads((run_dir / "search/search.json").read_text())["task"] == record
+    assert json.loads((run_dir / "export/manifest.json").read_text())["task"] == record
     html = (run_dir / "report/report.html").read_text()
     assert html.count("data:image/png;base64,") == 2  # self-contained page
+    md = (run_dir / "report/report.md").read_text()
+    assert "binomial standard error" in md and "± SE" in md
 
 
 def test_manifest_schema_and_numbers_hold_against_a_fresh_measurement(run_dir):
@@ -82,7 +90,7 @@ def test_manifest_schema_and_numbers_hold_against_a_fresh_measurement(run_dir):
     required = {"arch", "onnx_path", "size_bytes", "predicted_latency_ms", "measured_latency_ms",
                 "measured_latency_min_ms",
                 "measured_latency_p10_ms", "measured_latency_p90_ms", "supernet_val_accuracy",
-                "supernet_test_accuracy", "onnx_test_accuracy"}
+                "supernet_test_accuracy", "onnx_test_accuracy", "onnx_test_accuracy_se", "supernet_val_accuracy_se"}
     task = get_task("digits", seed=0)
     for m in models:
         assert required <= set(m)
@@ -91,6 +99,8 @@ def test_manifest_schema_and_numbers_hold_against_a_fresh_measurement(run_dir):
         Arch.from_dict(m["arch"])
         assert m["measured_latency_min_ms"] <= m["measured_latency_p10_ms"] <= m["measured_latency_ms"]
         assert m["measured_latency_ms"] <= m["measured_latency_p90_ms"]
+        p = m["onnx_test_accuracy"]
+        assert m["onnx_test_accuracy_se"] == pytest.approx((p * (1 - p) / 269) ** 0.5)
         compared = m["measured_latency_min_ms"]
         assert m["latency_off_by_more_than_10pct"] == (abs(m["predicted_latency_ms"] - compared) > 0.1 * compared)
     # The ONNX accuracy is reproducible exactly; the supernet figure of the same model is close.
@@ -133,6 +143,9 @@ def test_killed_run_picks_up_at_the_interrupted_stage(run_dir, tmp_path, capsys)
 @pytest.mark.parametrize("argv, message", [
     (["run", "--device", "tpu-9"], "unknown device 'tpu-9'"),
     (["run", "--task", "imagenet"], "unknown task 'imagenet'"),
+    (["run", "--task", "recall", "--task-option", "pairs=40"], "option pairs must be an integer in [1, 31], got 40"),
+    (["run", "--task", "mnist1d", "--task-option", "samples=50"], "option samples must be an integer in [100"),
+    (["run", "--task-option", "samples"], "--task-option must be KEY=VALUE"),
     (["run", "--algorithm", "annealing"], "unknown search algorithm 'annealing'"),
     (["run", "--objectives", "accuracy,speed"], "unknown objective 'speed'"),
     (["run", "--budget", "0"], "search.budget must be > 0"),
