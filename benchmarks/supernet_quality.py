@@ -27,7 +27,6 @@ import os
 import platform
 import shlex
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -50,6 +49,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "per-type Q/K/V/O, random-choice sandwich (default)": {},
     "per-type, random sandwich, k_random 4": {"k_random": 4},
     "per-type, random sandwich, 2x epochs": {"epochs_factor": 2},
+    "default supernet + 40-step fine-tune per subnet before scoring": {"tune_steps": 40, "base": 3},
 }
 
 
@@ -148,10 +148,30 @@ def run_item(item: dict[str, Any]) -> dict[str, Any]:
         twin = Subnet.initialised(DEFAULT_SPACE, task.spec, arch, seed=item["twin_seed"])
         train_standalone(twin, task, _config(args, {}))
         out = {"test_acc": evaluate_module(twin, task.x_test, task.y_test), "seconds": time.perf_counter() - t0}
+    elif "tune_steps" in VARIANTS[item["variant"]]:
+        # Score each subnet after a short fine-tune from inherited weights; the supernet is the
+        # base variant's, trained (and kept) by that variant's item.
+        from supernet.train import tune_briefly
+
+        settings = VARIANTS[item["variant"]]
+        work = Path(item["path"]).parent
+        base_json, base_dir = work / f"variant-{settings['base']}.json", work / f"supernet-{settings['base']}"
+        while not base_json.exists():
+            time.sleep(10)  # the base variant is still training in the other worker
+        base_config = _config(args, VARIANTS[list(VARIANTS)[settings["base"]]])
+        result = train_supernet(task, DEFAULT_SPACE, base_config, base_dir, progress=False)  # resumes; trains if absent
+        t0 = time.perf_counter()
+        acc = []
+        for i, a in enumerate(item["archs"]):
+            sub = tune_briefly(result.supernet.extract(Arch.from_json(a)), task, steps=settings["tune_steps"], seed=i)
+            acc.append(evaluate_module(sub, task.x_test, task.y_test))
+        tune = time.perf_counter() - t0
+        out = {"test_acc": acc, "seconds": json.loads(base_json.read_text())["seconds"] + tune,
+               "tune_seconds": tune, "updates": result.steps, "epochs": base_config.epochs}
     else:
         config = _config(args, VARIANTS[item["variant"]])
-        with tempfile.TemporaryDirectory() as tmp:
-            result = train_supernet(task, DEFAULT_SPACE, config, tmp, progress=False)
+        keep = Path(item["path"]).parent / f"supernet-{Path(item['path']).stem.split('-')[1]}"
+        result = train_supernet(task, DEFAULT_SPACE, config, keep, progress=False)
         archs = [Arch.from_json(a) for a in item["archs"]]
         out = {"test_acc": evaluate_archs(result.supernet, archs, task.x_test, task.y_test).tolist(),
                "seconds": result.train_seconds, "updates": result.steps, "epochs": config.epochs}

@@ -247,3 +247,45 @@ def test_cli_trains_writes_checkpoint_and_resumes(tmp_path, capsys):
     assert "resumed after epoch 1" in capsys.readouterr().out
     code, err = _cli([*args[:4], "2", *args[5:]], capsys)
     assert code == 2 and "holds a checkpoint of another run" in err.err
+
+
+@pytest.mark.parametrize("attention_weights", ["shared", "per_type"])
+@pytest.mark.parametrize("sandwich_choices", ["first", "random"])
+def test_supernet_variants_train_and_round_trip(tiny_space, tmp_path, attention_weights, sandwich_choices):
+    task = _small_digits(64)
+    config = TrainConfig(epochs=1, batch_size=32, seed=0, attention_weights=attention_weights,
+                         sandwich_choices=sandwich_choices)
+    result = train_supernet(task, tiny_space, config, tmp_path, progress=False)
+    net, meta = load_checkpoint(tmp_path)
+    assert net.attention_weights == attention_weights and meta["supernet"] == {"attention_weights": attention_weights}
+    assert _same_weights(net, result.supernet)
+    per_type = [n for n in net.state_dict() if ".attn." in n]
+    assert bool(per_type) == (attention_weights == "per_type")
+
+
+def test_random_sandwich_choices_draw_every_attention_and_policy(tiny_space):
+    from supernet.train import _subnets_for_step
+
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(30):
+        largest, smallest, *_ = _subnets_for_step(tiny_space, TrainConfig(sandwich_choices="random"), rng)
+        assert largest.embed_dim == max(tiny_space.embed_dims) and largest.depth == max(tiny_space.depths)
+        seen |= {(layer.attention, layer.quant) for layer in largest.layers + smallest.layers}
+    assert seen == {(a, q) for a in tiny_space.attentions for q in tiny_space.quants}
+    first = _subnets_for_step(tiny_space, TrainConfig(sandwich_choices="first"), rng)
+    assert first[0] == tiny_space.largest() and first[1] == tiny_space.smallest()
+
+
+def test_tune_briefly_moves_an_inherited_subnet(tiny_space):
+    from supernet.train import tune_briefly
+
+    task = _small_digits(64)
+    net = Supernet(tiny_space, task.spec, seed=0)
+    arch = tiny_space.largest()
+    before = net.extract(arch)
+    assert _same_weights(tune_briefly(net.extract(arch), task, steps=0), before)
+    tuned = tune_briefly(net.extract(arch), task, steps=3, seed=1)
+    assert not tuned.training and not _same_weights(tuned, before)
+    with pytest.raises(ValueError, match="steps must be a non-negative integer, got -1"):
+        tune_briefly(net.extract(arch), task, steps=-1)
