@@ -31,7 +31,16 @@ _AVAILABLE: dict[str, Callable[[], str | None]] = {}
 
 def register_backend(name: str, factory: BackendFactory, *,
                      unavailable_reason: Callable[[], str | None] = lambda: None) -> None:
-    """Add a backend; `unavailable_reason()` returns why it cannot run here, or None."""
+    """Add a backend; `unavailable_reason()` returns why it cannot run here, or None.
+
+    A name is registered once: registering another factory under a taken name raises
+    ValueError (registering the very same factory and reason again is a no-op).
+    """
+    if name in _BACKENDS:
+        if _BACKENDS[name] is factory and _AVAILABLE[name] is unavailable_reason:
+            return
+        raise ValueError(f"backend names must be unique; {name!r} is already registered "
+                         f"(registered: {list(_BACKENDS)})")
     _BACKENDS[name] = factory
     _AVAILABLE[name] = unavailable_reason
 

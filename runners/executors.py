@@ -1,7 +1,8 @@
-"""Where expensive evaluations run: in this process, or spread over a Ray cluster.
+"""Where expensive evaluations run when they are spread over a Ray cluster.
 
-An executor evaluates the accuracy of a batch of architectures with the supernet's
-inherited weights. The Ray executor ships the checkpoint and the evaluation split to a
+Without an executor, the search evaluates accuracies in its own process. An executor
+evaluates the accuracy of a batch of architectures with the supernet's inherited weights.
+The Ray executor ships the checkpoint and the evaluation split to a
 pool of actors through the object store (so it works on any cluster, not only on this
 machine), and Ray restarts an actor that dies and re-runs its call: a search still spends
 its full budget. Ray is imported here and in `runners.remote` only.
@@ -32,25 +33,13 @@ class Executor(ABC):
         """Accuracy in [0, 1] of each architecture, in order."""
 
     def close(self) -> None:
-        """Release workers (nothing to do for the local executor)."""
+        """Release workers."""
 
     def __enter__(self) -> "Executor":
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-class LocalExecutor(Executor):
-    name = "local"
-
-    def __init__(self, supernet: Any, x: np.ndarray, y: np.ndarray, *, batch_size: int = 512) -> None:
-        self.supernet, self.x, self.y, self.batch_size = supernet, x, y, batch_size
-
-    def evaluate(self, archs: Sequence[Arch]) -> np.ndarray:
-        from supernet.evaluate import evaluate_archs
-
-        return np.asarray(evaluate_archs(self.supernet, list(archs), self.x, self.y, batch_size=self.batch_size))
 
 
 def _ray():

@@ -61,3 +61,18 @@ def test_fingerprint_and_comparison():
     other = dict(fp, cpu_model="Some Other CPU", hostname="elsewhere", memory_bytes=1)
     diffs = compare_fingerprints(fp, other)
     assert len(diffs) == 1 and diffs[0].startswith("cpu_model")
+
+
+def test_backend_registry_refuses_duplicates():
+    from hwprofiles import Runner, register_backend
+
+    def factory(model, threads, shape, seed):
+        return Runner(run=lambda: None)
+
+    register_backend("test-dup", factory)
+    register_backend("test-dup", factory)  # the very same factory again: allowed, nothing changes
+    with pytest.raises(ValueError, match="'test-dup' is already registered"):
+        register_backend("test-dup", lambda model, threads, shape, seed: Runner(run=lambda: None))
+    with pytest.raises(ValueError, match="'ort-cpu' is already registered"):
+        register_backend("ort-cpu", factory)
+    assert backend_names().count("test-dup") == 1
