@@ -2,10 +2,10 @@
 
 from ._backends import Runner, backend_names, backend_unavailable_reason, register_backend
 from ._device import DeviceSpec, device_names, get_device
-from ._fingerprint import compare_fingerprints, fingerprint
 from ._kit import import_kit_results, write_kit
-from ._measure import MeasureConfig, Measurement, measure_models
+from ._measure import measure_models
 from ._models import BlockKey, arch_blocks, block_keys
+from ._protocol import MeasureConfig, Measurement, compare_fingerprints, fingerprint
 from ._profile import Profile, Repeatability, profile_device
 from ._sampling import coverage_archs, sample_profile_archs
 

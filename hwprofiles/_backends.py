@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
+from ._protocol import example_input, ort_runner
 
 
 @dataclass
@@ -66,42 +66,22 @@ def load_runner(backend: str, model: Any, *, threads: int, input_shape: tuple[in
     return _BACKENDS[backend](model, threads, input_shape, seed)
 
 
-def _input(shape: tuple[int, int, int], seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-
-
 # ------------------------------------------------------------------ onnxruntime
-def _ort():
-    try:
-        import onnxruntime
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise ImportError("onnxruntime backends need onnxruntime: pip install onnxruntime") from exc
-    return onnxruntime
-
-
 def _ort_factory(provider: str) -> BackendFactory:
     def factory(model: Any, threads: int, input_shape: tuple[int, int, int], seed: int) -> Runner:
         if not isinstance(model, (str, Path)):
             raise ValueError(f"onnxruntime backends measure ONNX file paths, got {type(model).__name__}")
-        ort = _ort()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        session = ort.InferenceSession(str(model), options, providers=[provider])
-        feed = {session.get_inputs()[0].name: _input(input_shape, seed)}
-        run = session.run
-        return Runner(run=lambda: run(None, feed))
+        return Runner(run=ort_runner(str(model), threads=threads, provider=provider, input_shape=input_shape,
+                                     seed=seed))
     return factory
 
 
 def _ort_cuda_reason() -> str | None:
     try:
-        providers = _ort().get_available_providers()
-    except ImportError as exc:
-        return str(exc)
+        import onnxruntime
+    except ImportError:  # pragma: no cover - a declared dependency
+        return "onnxruntime backends need onnxruntime: pip install onnxruntime"
+    providers = onnxruntime.get_available_providers()
     if "CUDAExecutionProvider" not in providers:
         return "onnxruntime has no CUDAExecutionProvider here (install onnxruntime-gpu on a CUDA machine)"
     return None
@@ -115,7 +95,7 @@ def _torch_factory(cuda: bool) -> BackendFactory:
         if not isinstance(model, torch.nn.Module):
             raise ValueError(f"torch backends measure torch modules, got {type(model).__name__}")
         torch.set_num_threads(threads)  # process-wide; every model of one device uses the same count
-        x = torch.from_numpy(_input(input_shape, seed))
+        x = torch.from_numpy(example_input(input_shape, seed))
         model = model.eval()
         if cuda:
             model, x = model.cuda(), x.cuda()

@@ -1,7 +1,9 @@
 """Profiling kits for devices that are not this machine.
 
 `write_kit` exports the subnets to measure as ONNX files into a zip together with a
-manifest and `run_kit.py`, a runner that needs only python, numpy and onnxruntime. Run on
+manifest, `run_kit.py` (a runner that needs only python, numpy and onnxruntime) and
+`hwnas_protocol.py`, a verbatim copy of `hwprofiles._protocol`: the kit measures and
+fingerprints with the very code hwnas uses. Run on
 the target (``python run_kit.py --out results.json``), it writes a results file with the
 target's fingerprint; `import_kit_results` turns that into a regular profile folder.
 """
@@ -20,13 +22,14 @@ from typing import Any, Sequence
 from supernet import Arch, InputSpec, SearchSpace
 
 from ._device import DeviceSpec, get_device
-from ._measure import MeasureConfig
 from ._models import arch_key, deploy_spec
 from ._profile import (META, REPEAT, TABLE, TABLE_COLUMNS, Profile, _frame, _progress, _repeat_subset, new_meta,
                        write_json_atomic, write_parquet_atomic)
+from ._protocol import MeasureConfig
 from ._sampling import sample_profile_archs
 
 KIT_SCHEMA = 1
+PROTOCOL_FILE = "hwnas_protocol.py"  # the name the kit's runner imports `hwprofiles._protocol` by
 
 
 def write_kit(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec, out_zip: str | Path, *,
@@ -53,7 +56,9 @@ def write_kit(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec, out
         "models": [{"file": f"models/{arch_key(a)}.onnx", "arch": a.to_json()} for a in archs],
         "repeat": [repeat[a] for a in _repeat_subset(archs, repeat_fraction)],
     }
-    runner = resources.files("hwprofiles").joinpath("kit_runner.py.txt").read_text()
+    package = resources.files("hwprofiles")
+    runner = package.joinpath("kit_runner.py.txt").read_bytes()
+    protocol = package.joinpath("_protocol.py").read_bytes()
     out_zip.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_zip = tempfile.mkstemp(dir=out_zip.parent, prefix=f".{out_zip.name}.")
     os.close(fd)
@@ -70,6 +75,7 @@ def write_kit(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec, out
                     advance(1)
             zf.writestr("manifest.json", json.dumps(manifest, indent=1))
             zf.writestr("run_kit.py", runner)
+            zf.writestr(PROTOCOL_FILE, protocol)
             zf.writestr("README.txt", "Unzip on the target, then: python run_kit.py --out results.json\n"
                                       "Needs python 3, numpy, onnxruntime. Bring results.json back and run:\n"
                                       "hwnas profile --kit-in results.json --out PROFILE_DIR\n")

@@ -31,9 +31,9 @@ from supernet import Arch, InputSpec, SearchSpace, atomic_write
 
 from ._backends import backend_unavailable_reason
 from ._device import DeviceSpec, get_device
-from ._fingerprint import compare_fingerprints, fingerprint
-from ._measure import MeasureConfig, Measurement, measure_shaped
+from ._measure import measure_shaped
 from ._models import BlockKey, block_keys, block_model_for, deploy_spec, model_for
+from ._protocol import MeasureConfig, Measurement, compare_fingerprints, fingerprint
 from ._sampling import sample_profile_archs
 
 SCHEMA_VERSION = 1
@@ -79,8 +79,7 @@ def write_parquet_atomic(path: Path, frame: pd.DataFrame) -> None:
 
 
 def _stat_row(m: Measurement) -> dict[str, Any]:
-    return {"median_ms": m.median_ms, "p10_ms": m.p10_ms, "p90_ms": m.p90_ms, "spread": m.spread,
-            "raw_ms": list(m.raw_ms), "attempts": m.attempts, "flagged": m.flagged}
+    return m.to_dict()  # the same statistics a kit writes into its results file
 
 
 def arch_row(arch: Arch, space: SearchSpace, m: Measurement) -> dict[str, Any]:

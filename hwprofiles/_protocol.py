@@ -1,0 +1,275 @@
+"""The latency measurement protocol and the environment fingerprint, in one portable file.
+
+This module imports only the standard library and numpy (onnxruntime and psutil lazily,
+where they are used), so profiling kits ship it verbatim (as ``hwnas_protocol.py``) and a
+target device measures with exactly the code hwnas measures with.
+
+For a list of loaded models (zero-argument callables that run one inference each):
+1. for each of `rounds` rounds, visit the models in a fresh random order (so slow drift of
+   the machine hits all of them alike); per visit: `warmup` untimed runs, then timed runs
+   until at least `min_runs` were taken and either `max_runs` or `max_seconds` is reached;
+2. pool each model's timed runs over the rounds: median, p10, p90 (ms), raw timings kept;
+3. a model whose spread (p90 - p10) / median exceeds `spread_threshold` is measured again
+   (`repeats` more times, all rounds); the attempt with the smallest spread is kept, and
+   `flagged` is set when even that one stays too wide.
+
+Timing uses `time.perf_counter_ns` around each single run; the loop adds well under a
+microsecond per run, small against the 0.05-2 ms of the models measured here.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "MeasureConfig", "Measurement", "compare_fingerprints", "example_input", "fingerprint", "interleaved_rounds",
+    "measure_runs", "ort_runner", "time_runs",
+]
+
+Clock = Callable[[], int]  # nanoseconds, monotonic
+
+
+# ----------------------------------------------------------------------------- protocol
+@dataclass(frozen=True)
+class MeasureConfig:
+    """How long and how often each model is timed (see the module docstring)."""
+
+    warmup: int = 10
+    min_runs: int = 20
+    max_runs: int = 200
+    max_seconds: float = 0.1  # per model per round
+    rounds: int = 3
+    spread_threshold: float = 0.2  # (p90 - p10) / median
+    repeats: int = 1  # extra attempts for a model whose spread is too wide
+
+    def __post_init__(self) -> None:
+        for key in ("warmup", "repeats"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{key} must be a non-negative integer, got {value!r}")
+        for key in ("min_runs", "max_runs", "rounds"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        if self.max_runs < self.min_runs:
+            raise ValueError(f"max_runs must be >= min_runs ({self.min_runs}), got {self.max_runs}")
+        if not self.max_seconds > 0:
+            raise ValueError(f"max_seconds must be positive, got {self.max_seconds!r}")
+        if not self.spread_threshold > 0:
+            raise ValueError(f"spread_threshold must be positive, got {self.spread_threshold!r}")
+
+    @classmethod
+    def fast(cls) -> "MeasureConfig":
+        """A cheap protocol for the main job's default profile (~0.1 s of timing per model)."""
+        return cls(warmup=5, min_runs=10, max_runs=100, max_seconds=0.03, rounds=2, repeats=1)
+
+    @classmethod
+    def preset(cls, name: str) -> "MeasureConfig":
+        presets = {"default": cls(), "fast": cls.fast()}
+        if name not in presets:
+            raise ValueError(f"unknown measurement preset {name!r}; known: {list(presets)}")
+        return presets[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Latency statistics of one model on one device (milliseconds)."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    raw_ms: tuple[float, ...] = field(repr=False)
+    attempts: int
+    flagged: bool
+
+    @property
+    def min_ms(self) -> float:
+        """Fastest timed run: the statistic least moved by other work on a shared machine."""
+        return min(self.raw_ms)
+
+    @property
+    def spread(self) -> float:
+        return (self.p90_ms - self.p10_ms) / self.median_ms if self.median_ms > 0 else float("inf")
+
+    @classmethod
+    def from_timings(cls, raw_ms: Sequence[float], *, attempts: int, threshold: float) -> "Measurement":
+        """Statistics of one attempt's timed runs (ms); flagged when the spread exceeds `threshold`."""
+        arr = np.asarray(raw_ms, dtype=np.float64)
+        p10, med, p90 = np.percentile(arr, [10, 50, 90])
+        spread = (p90 - p10) / med if med > 0 else float("inf")
+        return cls(float(med), float(p10), float(p90), tuple(float(v) for v in arr), attempts,
+                   bool(spread > threshold))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The statistics as stored in profiles and kit results (spread included, raw timings as a list)."""
+        return {"median_ms": self.median_ms, "p10_ms": self.p10_ms, "p90_ms": self.p90_ms, "spread": self.spread,
+                "raw_ms": list(self.raw_ms), "attempts": self.attempts, "flagged": self.flagged}
+
+
+def time_runs(run: Callable[[], Any], config: MeasureConfig, out: list[float], *,
+              clock: Clock = time.perf_counter_ns) -> None:
+    """One visit of one model: `warmup` untimed runs, then timed runs (ms) appended to `out`.
+
+    Timed runs continue while fewer than `min_runs` were taken, or while fewer than
+    `max_runs` were taken and the visit has lasted less than `max_seconds`.
+    """
+    for _ in range(config.warmup):
+        run()
+    budget_ns = int(config.max_seconds * 1e9)
+    start = clock()
+    n = 0
+    while n < config.min_runs or (n < config.max_runs and clock() - start < budget_ns):
+        t0 = clock()
+        run()
+        out.append((clock() - t0) / 1e6)
+        n += 1
+
+
+def interleaved_rounds(runs: Sequence[Callable[[], Any]], config: MeasureConfig, rng: np.random.Generator, *,
+                       clock: Clock = time.perf_counter_ns) -> list[list[float]]:
+    """`config.rounds` rounds, each visiting every model once in a fresh random order: timings (ms) per model."""
+    timings: list[list[float]] = [[] for _ in runs]
+    for _ in range(config.rounds):
+        for i in rng.permutation(len(runs)):
+            time_runs(runs[i], config, timings[i], clock=clock)
+    return timings
+
+
+def measure_runs(runs: Sequence[Callable[[], Any]], config: MeasureConfig, *, seed: int | np.random.Generator = 0,
+                 clock: Clock = time.perf_counter_ns) -> list[Measurement]:
+    """The whole protocol (module docstring) over loaded models; results in the order of `runs`."""
+    if not runs:
+        return []
+    rng = np.random.default_rng(seed)
+    threshold = config.spread_threshold
+    results = [Measurement.from_timings(t, attempts=1, threshold=threshold)
+               for t in interleaved_rounds(runs, config, rng, clock=clock)]
+    for attempt in range(2, config.repeats + 2):
+        wide = [i for i, m in enumerate(results) if m.flagged]
+        if not wide:
+            break
+        again = interleaved_rounds([runs[i] for i in wide], config, rng, clock=clock)
+        for i, t in zip(wide, again):
+            new = Measurement.from_timings(t, attempts=attempt, threshold=threshold)
+            best = new if new.spread < results[i].spread else results[i]
+            results[i] = Measurement(best.median_ms, best.p10_ms, best.p90_ms, best.raw_ms, attempt, best.flagged)
+    return results
+
+
+# ----------------------------------------------------------------------------- onnxruntime
+def example_input(shape: Sequence[int], seed: int) -> np.ndarray:
+    """The seeded float32 input every model of a measurement is fed."""
+    return np.random.default_rng(seed).standard_normal(tuple(shape)).astype(np.float32)
+
+
+def ort_runner(path: str, *, threads: int, provider: str, input_shape: Sequence[int], seed: int = 0
+               ) -> Callable[[], Any]:
+    """An onnxruntime session of the ONNX file `path` as a zero-argument callable running one inference.
+
+    Fixed threads (`threads` intra-op, one inter-op, sequential execution), all graph
+    optimisations, input from `example_input(input_shape, seed)`.
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:  # pragma: no cover - a declared dependency of hwnas and of kits
+        raise ImportError("onnxruntime backends need onnxruntime: pip install onnxruntime") from exc
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=[provider])
+    feed = {session.get_inputs()[0].name: example_input(input_shape, seed)}
+    run = session.run
+    return lambda: run(None, feed)
+
+
+# ----------------------------------------------------------------------------- fingerprint
+# Keys whose difference makes latencies incomparable (memory size and hostname do not).
+_COMPARED = ("cpu_model", "cpu_count", "physical_cores", "gpu_name", "gpu_driver", "os", "machine",
+             "python", "torch", "onnxruntime", "numpy")
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_and_physical_cores() -> tuple[int | None, int | None]:
+    """(memory bytes, physical cores) from psutil; without psutil (kits), memory from sysconf."""
+    try:
+        import psutil
+    except ImportError:
+        try:
+            return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")), None
+        except (ValueError, OSError, AttributeError):
+            return None, None
+    return int(psutil.virtual_memory().total), psutil.cpu_count(logical=False)
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _gpu() -> tuple[str | None, str | None]:
+    """(GPU name, driver version) from nvidia-smi when present; no torch import needed."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return None, None
+    try:
+        out = subprocess.run([exe, "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    if not out:
+        return None, None
+    name, _, driver = out.splitlines()[0].partition(",")
+    return name.strip(), driver.strip()
+
+
+def fingerprint() -> dict[str, Any]:
+    """CPU model, cores, memory, GPU and driver, OS and library versions of this machine."""
+    memory, physical = _memory_and_physical_cores()
+    gpu_name, gpu_driver = _gpu()
+    return {
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "physical_cores": physical,
+        "memory_bytes": memory,
+        "gpu_name": gpu_name,
+        "gpu_driver": gpu_driver,
+        "os": f"{platform.system()} {platform.release()}",
+        "machine": platform.machine(),
+        "hostname": platform.node(),
+        "python": platform.python_version(),
+        "torch": _version("torch"),
+        "onnxruntime": _version("onnxruntime") or _version("onnxruntime-gpu"),
+        "numpy": _version("numpy"),
+    }
+
+
+def compare_fingerprints(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Differences that matter for latency, one line each ("cpu_model: 'X' != 'Y'")."""
+    return [f"{key}: {a.get(key)!r} != {b.get(key)!r}" for key in _COMPARED if a.get(key) != b.get(key)]
