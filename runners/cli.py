@@ -29,7 +29,8 @@ app = typer.Typer(
 
 # Command modules, each with `register(app)`; later stages append theirs here.
 COMMAND_MODULES = ["runners.commands.demo", "runners.commands.pipeline", "runners.commands.profile",
-                   "runners.commands.predictor", "runners.commands.score", "runners.commands.train"]
+                   "runners.commands.predictor", "runners.commands.score", "runners.commands.train",
+                   "runners.commands.finetune"]
 
 
 def _version(value: bool) -> None:

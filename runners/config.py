@@ -11,6 +11,9 @@ A TOML config has one table per stage; every key is optional:
     [search]   algorithm = "linas"  budget = 100  objectives = ["accuracy", "latency", "size"]
                max_latency_ms = 0.5   max_size_mb = 1.0
     [export]   baselines = true
+    [finetune] enabled = false   epochs = 10   lr = 1e-3   baselines = true
+               (epochs, batch_size, lr, weight_decay, warmup_epochs, grad_clip: unset means
+               the supernet's [train] value)
     [executor] kind = "local"    ray_address = ""   num_cpus = 2
 """
 
@@ -96,6 +99,39 @@ class ExportSettings:
 
 
 @dataclass(frozen=True)
+class FinetuneSettings:
+    """The optional finetune stage: exported front models trained on from their inherited
+    weights, uniform baselines trained from scratch, all with one recipe.
+
+    Off by default: it trains every exported model (about 20 on the default run) for the
+    full budget, which takes tens of minutes on a laptop CPU. Each training setting left
+    unset (None) takes the supernet's own training value, so by default the baselines get
+    the supernet's recipe.
+    """
+
+    enabled: bool = False
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    warmup_epochs: float | None = None
+    grad_clip: float | None = None
+    baselines: bool = True  # also train the uniform baselines from scratch
+
+    def train_config(self, base: TrainConfig) -> TrainConfig:
+        """The one recipe of every fine-tuned and standalone model: `base` (the supernet's
+        training config) with this section's settings, on the CPU; raises UserInputError."""
+        overrides = {name: getattr(self, name) for name in _FINETUNE_RECIPE if getattr(self, name) is not None}
+        try:
+            return replace(base, **overrides, device="cpu")
+        except (TypeError, ValueError) as exc:
+            raise UserInputError(f"bad finetune setting: {exc}") from None
+
+
+_FINETUNE_RECIPE = ("epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "grad_clip")
+
+
+@dataclass(frozen=True)
 class ExecutorSettings:
     kind: str = "local"
     ray_address: str | None = None
@@ -111,6 +147,7 @@ class RunConfig:
     profile: ProfileSettings = field(default_factory=ProfileSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
+    finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
 
     def __post_init__(self) -> None:
@@ -121,6 +158,9 @@ class RunConfig:
             self.train.train_config(self.seed)
         except ValueError as exc:
             raise UserInputError(f"bad [train] setting: {exc}") from None
+        check(isinstance(self.finetune.enabled, bool) and isinstance(self.finetune.baselines, bool),
+              "finetune.enabled and finetune.baselines must be true or false")
+        self.finetune.train_config(self.train.train_config(self.seed))
         check(self.train.threads > 0, f"train.threads must be > 0, got {self.train.threads}")
         check(self.profile.samples >= 8, f"profile.samples must be >= 8, got {self.profile.samples}")
         check(self.profile.target in ("min_ms", "median_ms"),
@@ -174,7 +214,8 @@ def _check(ok: bool, message: str) -> None:
 
 
 _SECTIONS = {"task": TaskSettings, "train": TrainSettings, "profile": ProfileSettings,
-             "search": SearchSettings, "export": ExportSettings, "executor": ExecutorSettings}
+             "search": SearchSettings, "export": ExportSettings, "finetune": FinetuneSettings,
+             "executor": ExecutorSettings}
 
 
 def _task_section(data: Any) -> TaskSettings:
@@ -265,4 +306,4 @@ def load_config(path: str | Path | None) -> RunConfig:
 
 
 __all__ = ["RunConfig", "TaskSettings", "parse_task_options", "TrainSettings", "ProfileSettings", "SearchSettings",
-           "ExportSettings", "ExecutorSettings", "load_config", "config_from_dict", "replace"]
+           "ExportSettings", "FinetuneSettings", "ExecutorSettings", "load_config", "config_from_dict", "replace"]

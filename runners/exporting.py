@@ -9,6 +9,7 @@ measured figures side by side.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -17,6 +18,7 @@ import numpy as np
 
 from supernet import Arch, LayerConfig, SearchSpace, arch_cost, binomial_se
 
+from ._errors import UserInputError
 from ._io import atomic_write_json
 
 MANIFEST_SCHEMA = 1
@@ -30,24 +32,49 @@ class ExportItem:
     arch: Arch
 
 
-def uniform_baselines(space: SearchSpace) -> list[ExportItem]:
-    """Hand-designed models: one layer repeated, softmax attention, fp32 and int8 twins.
+# Where the baselines sit along every size choice (embed width, depth, heads, FFN ratio
+# together): the smallest, the middle and the largest member of the space.
+BASELINE_SIZES = (0.0, 0.5, 1.0)
 
-    Four depth/width points from the smallest to the largest choices of the space.
+
+def uniform_baselines(space: SearchSpace) -> list[ExportItem]:
+    """Hand-designed models: one layer repeated, for every attention type of the space, at
+    three sizes (smallest, middle, largest), in fp32 and int8.
+
+    In the default space that is 3 attention types x 3 sizes x 2 policies = 18 models, about
+    1 s each to export, measure and evaluate. Three sizes span each type's latency range; the
+    count stays small because the optional finetune stage trains every baseline from scratch.
+    Spaces with fewer choices give fewer distinct sizes (duplicates are dropped).
     """
-    attention = "softmax" if "softmax" in space.attentions else space.attentions[0]
 
     def at(choices: tuple[int, ...], frac: float) -> int:
-        return choices[round(frac * (len(choices) - 1))]
+        return choices[int(frac * (len(choices) - 1) + 0.5)]  # round half up
 
     points = sorted({(at(space.embed_dims, f), at(space.depths, f), at(space.heads, f), at(space.ffn_ratios, f))
-                     for f in (0.0, 0.34, 0.67, 1.0)})
+                     for f in BASELINE_SIZES})
+    quants = [q for q in ("fp32", "int8") if q in space.quants]
     items = []
-    for quant in [q for q in ("fp32", "int8") if q in space.quants]:
+    for attention in space.attentions:
         for embed, depth, heads, ratio in points:
-            arch = Arch(embed, (LayerConfig(heads, ratio, attention, quant),) * depth)
-            items.append(ExportItem(f"uniform-E{embed}-d{depth}-h{heads}-r{ratio}-{quant}", "baseline", arch))
+            for quant in quants:
+                arch = Arch(embed, (LayerConfig(heads, ratio, attention, quant),) * depth)
+                name = f"uniform-{attention}-E{embed}-d{depth}-h{heads}-r{ratio}-{quant}"
+                items.append(ExportItem(name, "baseline", arch))
     return items
+
+
+def load_export_manifest(run_dir: Path) -> dict[str, Any]:
+    """The run's export manifest (RUN/export/manifest.json); a missing or broken one is bad input."""
+    path = Path(run_dir) / "export" / "manifest.json"
+    if not path.exists():
+        raise UserInputError(f"{path} does not exist: run `hwnas export --run {run_dir}` first")
+    try:
+        manifest = json.loads(path.read_text())
+        if not isinstance(manifest["models"], list):
+            raise TypeError("'models' is not a list")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserInputError(f"{path} is not a valid export manifest: {exc}") from None
+    return manifest
 
 
 def onnx_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:

@@ -1,4 +1,4 @@
-"""The main job: train -> profile -> fit-predictor -> search -> export -> report.
+"""The main job: train -> profile -> fit-predictor -> search -> export -> [finetune] -> report.
 
 Each stage reads the previous stage's files in the run folder and writes its own:
 
@@ -8,10 +8,12 @@ Each stage reads the previous stage's files in the run folder and writes its own
     RUN_DIR/predictor/      latency predictor (JSON + npz)
     RUN_DIR/search/         candidates.parquet, front.csv, hypervolume.csv, state
     RUN_DIR/export/         ONNX files and manifest.json
+    RUN_DIR/finetune/       trained ONNX files, weights, records and manifest.json (when enabled)
     RUN_DIR/report/         pareto.png, hypervolume.png, report.md, report.html
 
 Re-running on the same folder skips finished stages and resumes the interrupted one
-(training, profiling and search resume inside the stage).
+(training, profiling, search and finetune resume inside the stage). The finetune stage runs
+only with `[finetune] enabled = true`; `hwnas finetune --run RUN` runs it on any exported run.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from ._errors import UserInputError
 from ._io import atomic_write_json
 from .config import RunConfig, config_from_dict
 
-STAGES = ("train", "profile", "fit-predictor", "search", "export", "report")
+STAGES = ("train", "profile", "fit-predictor", "search", "export", "finetune", "report")
 RUN_SCHEMA = 1
 Echo = Callable[[str], None]
 
@@ -362,6 +364,15 @@ def stage_export(state: RunState, echo: Echo) -> str:
     return f"{len(front)} front models + {len(manifest['models']) - len(front)} baselines; {off} off by >10%"
 
 
+def stage_finetune(state: RunState, echo: Echo) -> str:
+    from .finetune import comparison_lines, finetune_run, summary
+
+    manifest = finetune_run(state.run_dir, state.config.finetune, echo, threads=state.config.train.threads)
+    for line in comparison_lines(manifest):
+        echo(line)
+    return summary(manifest)
+
+
 def stage_report(state: RunState, echo: Echo) -> str:
     from .report import write_report
 
@@ -370,7 +381,15 @@ def stage_report(state: RunState, echo: Echo) -> str:
 
 
 _STAGE_FNS = {"train": stage_train, "profile": stage_profile, "fit-predictor": stage_fit,
-              "search": stage_search, "export": stage_export, "report": stage_report}
+              "search": stage_search, "export": stage_export, "finetune": stage_finetune, "report": stage_report}
+
+
+def _stage_off(config: RunConfig, stage: str) -> str | None:
+    """Why an optional stage does not run with `config` (None: it runs)."""
+    if stage == "finetune" and not config.finetune.enabled:
+        return ("off ([finetune] enabled = false in the config; `hwnas finetune --run RUN --epochs N` "
+                "trains the exported models on)")
+    return None
 
 
 def run_pipeline(run_dir: Path, config: RunConfig | None, *, echo: Echo = print) -> RunState:
@@ -378,6 +397,10 @@ def run_pipeline(run_dir: Path, config: RunConfig | None, *, echo: Echo = print)
     state = open_run(run_dir, config)
     pin_torch_threads(state.config.train.threads)
     for stage in STAGES:
+        off = _stage_off(state.config, stage)
+        if off is not None:
+            echo(f"[{stage}] {off}")  # nothing recorded: the stage never ran
+            continue
         if state.done(stage):
             echo(f"[{stage}] already done ({state.stages[stage]['seconds']:.1f} s): {state.stages[stage]['summary']}")
             continue

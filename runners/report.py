@@ -1,7 +1,10 @@
 """The run report: Pareto plot, hypervolume plot, tables, markdown and one HTML page.
 
-Every number comes from the run folder's files (export/manifest.json, search/*.csv):
-nothing is typed in.
+Every number comes from the run folder's files (export/manifest.json, search/*.csv and,
+when the finetune stage ran, finetune/manifest.json): nothing is typed in. With a finetune
+manifest the tables put each model's inherited and trained (fine-tuned front, standalone
+baselines) test accuracy side by side, the Pareto plot adds the trained models, and the
+speed-up at equal accuracy compares the fine-tuned front with the standalone baselines.
 """
 
 from __future__ import annotations
@@ -19,24 +22,28 @@ from supernet import binomial_se, within_noise
 
 from ._errors import UserInputError
 from ._io import atomic_write_bytes, atomic_write_text
+from .exporting import load_export_manifest
+from .finetune import load_finetune_manifest
+
+# The trained model's columns in `models_frame` (NaN where the finetune stage did not train it).
+TRAINED_COLUMNS = ("init", "trained_acc", "trained_acc_se", "trained_ms", "trained_p10_ms", "trained_p90_ms",
+                   "accuracy_change", "change_within_noise")
 
 
 def load_manifest(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "export" / "manifest.json"
-    if not path.exists():
-        raise UserInputError(f"{path} does not exist: run `hwnas export --run {run_dir}` first")
-    try:
-        manifest = json.loads(path.read_text())
-        manifest["models"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserInputError(f"{path} is not a valid export manifest: {exc}") from None
-    return manifest
+    return load_export_manifest(run_dir)
 
 
-def models_frame(manifest: dict[str, Any]) -> pd.DataFrame:
+def models_frame(manifest: dict[str, Any], finetune: dict[str, Any] | None = None) -> pd.DataFrame:
     """One row per exported model. `measured_ms` is the statistic the predictor was fitted to
-    and checked against (the fastest run or the median, `manifest["latency_statistic"]`)."""
+    and checked against (the fastest run or the median, `manifest["latency_statistic"]`).
+
+    With a finetune manifest, each model it trained (same name and architecture) also gets the
+    trained model's ONNX test accuracy (`trained_acc`, `trained_acc_se`) and its latency
+    measured after training (`trained_ms`, same statistic); see TRAINED_COLUMNS.
+    """
     stat = manifest.get("latency_statistic", "median_ms")
+    trained = {m["name"]: m for m in (finetune or {}).get("models", [])}
     n_test = test_examples(manifest)
     rows = []
     for m in manifest["models"]:
@@ -51,8 +58,18 @@ def models_frame(manifest: dict[str, Any]) -> pd.DataFrame:
             "p10_ms": m["measured_latency_p10_ms"],
             "p90_ms": m["measured_latency_p90_ms"], "size_kb": m["size_bytes"] / 1024,
             "latency_off": m["latency_off_by_more_than_10pct"],
+            **_trained_columns(trained.get(m["name"]), m, stat),
         })
     return pd.DataFrame(rows)
+
+
+def _trained_columns(t: dict[str, Any] | None, exported: dict[str, Any], stat: str) -> dict[str, Any]:
+    if t is None or t.get("arch") != exported["arch"]:  # not trained, or trained from an older export
+        return {c: (None if c in ("init", "change_within_noise") else float("nan")) for c in TRAINED_COLUMNS}
+    return {"init": t["init"], "trained_acc": t["trained_test_accuracy"], "trained_acc_se": t["trained_test_accuracy_se"],
+            "trained_ms": t["measured_latency_min_ms"] if stat == "min_ms" else t["measured_latency_ms"],
+            "trained_p10_ms": t["measured_latency_p10_ms"], "trained_p90_ms": t["measured_latency_p90_ms"],
+            "accuracy_change": t["accuracy_change"], "change_within_noise": bool(t["within_noise"])}
 
 
 def test_examples(manifest: dict[str, Any]) -> int | None:
@@ -70,14 +87,20 @@ def task_label(manifest: dict[str, Any]) -> str:
     return f"{task['name']}" + (f" ({options})" if options else "") + f", {sizes}"
 
 
-def speedups_at_equal_accuracy(df: pd.DataFrame, n_test: int | None = None) -> pd.DataFrame:
+def speedups_at_equal_accuracy(df: pd.DataFrame, n_test: int | None = None, *, trained: bool = False
+                               ) -> pd.DataFrame:
     """For each uniform baseline, the fastest front model with test accuracy >= the baseline's.
 
     One row per baseline that some front model matches: both models, their measured
     latencies and the speed-up baseline_ms / front_ms (below 1: the baseline is faster).
     `within_noise` says whether the two test accuracies differ by less than two standard
     errors of their difference (on `n_test` examples), i.e. are indistinguishable.
+    With `trained`, the fine-tuned front meets the standalone-trained baselines: trained
+    accuracies and the latencies measured after training (models the finetune stage did not
+    train are left out).
     """
+    if trained:
+        df = df[df.trained_acc.notna()].assign(test_acc=df.trained_acc, measured_ms=df.trained_ms)
     front, base = df[df.kind == "front"], df[df.kind == "baseline"]
     rows = []
     for _, b in base.iterrows():
@@ -93,12 +116,16 @@ def speedups_at_equal_accuracy(df: pd.DataFrame, n_test: int | None = None) -> p
                                        "front_ms", "speedup", "within_noise"])
 
 
-def speedup_summary(df: pd.DataFrame, n_test: int | None = None) -> dict[str, Any] | None:
-    """Worst case, median and best speed-up over the baselines the front matches."""
-    table = speedups_at_equal_accuracy(df, n_test)
+def speedup_summary(df: pd.DataFrame, n_test: int | None = None, *, trained: bool = False) -> dict[str, Any] | None:
+    """Worst case, median and best speed-up over the baselines the front matches (see
+    `speedups_at_equal_accuracy` for `trained`)."""
+    table = speedups_at_equal_accuracy(df, n_test, trained=trained)
     if table.empty:
         return None
-    return {"matched_baselines": len(table), "unmatched_baselines": int((df.kind == "baseline").sum() - len(table)),
+    baselines = df[df.kind == "baseline"]
+    if trained:
+        baselines = baselines[baselines.trained_acc.notna()]
+    return {"matched_baselines": len(table), "unmatched_baselines": int(len(baselines) - len(table)),
             "min": float(table.speedup.min()), "median": float(table.speedup.median()),
             "max": float(table.speedup.max()), "table": table.to_dict("records")}
 
@@ -109,7 +136,8 @@ def _pareto_plot(df: pd.DataFrame, path: Path, title: str, stat: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    tuned = bool(df.trained_acc.notna().any())
+    fig, ax = plt.subplots(figsize=(7, 6) if tuned else (7, 4.5), dpi=120)
     front = df[df.kind == "front"].sort_values("measured_ms")
     base = df[df.kind == "baseline"]
     low = np.minimum(front.p10_ms, front.measured_ms)
@@ -123,19 +151,41 @@ def _pareto_plot(df: pd.DataFrame, path: Path, title: str, stat: str) -> None:
     for _, r in front.iterrows():
         ax.plot([r.predicted_ms, r.measured_ms], [r.test_acc * 100] * 2, color="tab:orange", lw=0.6, zorder=1)
     if len(base):
+        inherited = " (inherited weights)" if base.trained_acc.notna().any() else ""
         ax.errorbar(base.measured_ms, base.test_acc * 100, yerr=base.test_acc_se * 100, fmt="X", ms=8,
-                    color="tab:red", label="uniform baselines (measured)", capsize=2, zorder=3)
+                    color="tab:red", label=f"uniform baselines{inherited} (measured)", capsize=2, zorder=3)
+    _trained_points(ax, df)
     ax.set_xscale("log")
     ax.set_xlabel(f"latency per inference, {'fastest of the timed runs' if stat == 'min_ms' else 'median'}"
                   " (ms, log scale)")
     ax.set_ylabel("test accuracy of the exported ONNX model (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="best")
+    if tuned:  # six entries: below the axes, clear of the points
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
+    else:
+        ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     buf = _savefig(fig)
     plt.close(fig)
     atomic_write_bytes(path, buf)
+
+
+def _trained_points(ax, df: pd.DataFrame) -> None:
+    """The finetune stage's models: the fine-tuned front and the standalone baselines, each
+    joined to its inherited-weights point by a dotted line."""
+    done = df[df.trained_acc.notna()]
+    styles = {"front": ("o", "tab:green", "fine-tuned front"), "baseline": ("X", "tab:purple", "standalone baselines")}
+    for kind, (marker, color, label) in styles.items():
+        part = done[done.kind == kind]
+        if part.empty:
+            continue
+        ax.errorbar(part.trained_ms, part.trained_acc * 100, yerr=part.trained_acc_se * 100, fmt=marker,
+                    ms=7 if marker == "X" else 6, color=color, capsize=2, zorder=4,
+                    label=f"{label} (trained, measured again; ±1 SE)")
+        for _, r in part.iterrows():
+            ax.plot([r.measured_ms, r.trained_ms], [r.test_acc * 100, r.trained_acc * 100], color=color, lw=0.6,
+                    ls=":", zorder=1)
 
 
 def _hypervolume_plot(hv: pd.DataFrame, path: Path) -> None:
@@ -159,20 +209,48 @@ def _savefig(fig) -> bytes:
     import io
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", bbox_inches="tight")  # keeps a legend placed below the axes
     return buf.getvalue()
 
 
 def _table(df: pd.DataFrame) -> pd.DataFrame:
     out = df[["name", "arch", "test_acc", "supernet_test_acc", "predicted_ms", "min_ms", "median_ms", "p10_ms",
               "p90_ms", "size_kb", "latency_off"]].copy()
-    out["test_acc"] = [f"{100 * a:.1f} ± {100 * e:.1f}" for a, e in zip(df.test_acc, df.test_acc_se)]
+    out["test_acc"] = [_pct(a, e) for a, e in zip(df.test_acc, df.test_acc_se)]
     out["supernet_test_acc"] = (out.supernet_test_acc * 100).round(2)
     for c in ("predicted_ms", "min_ms", "median_ms", "p10_ms", "p90_ms"):
         out[c] = out[c].round(4)
     out["size_kb"] = out.size_kb.round(1)
-    return out.rename(columns={"test_acc": "ONNX test acc % ± SE", "supernet_test_acc": "supernet test acc %",
+    acc = "ONNX test acc % ± SE"
+    if df.trained_acc.notna().any():
+        # Inherited and trained accuracy side by side, right after the architecture.
+        out.insert(3, "trained test acc % ± SE", [_pct(a, e) if a == a else "" for a, e in
+                                                   zip(df.trained_acc, df.trained_acc_se)])
+        out.insert(4, "change (points)", [f"{100 * c:+.1f}" + (" (within noise)" if w else "") if c == c else ""
+                                          for c, w in zip(df.accuracy_change, df.change_within_noise)])
+        out.insert(5, "trained ms", df.trained_ms.round(4))
+        acc = "inherited ONNX test acc % ± SE"
+    return out.rename(columns={"test_acc": acc, "supernet_test_acc": "supernet test acc %",
                                "size_kb": "size KiB", "latency_off": "off >10%"})
+
+
+def _pct(p: float, se: float) -> str:
+    return f"{100 * p:.1f} ± {100 * se:.1f}"
+
+
+def _speedup_line(speed: dict[str, Any] | None, what: str) -> str:
+    if not speed:
+        return f"- Speed-up at equal accuracy ({what}): no front model reaches a baseline's test accuracy"
+    return (f"- Speed-up at equal or better test accuracy ({what}; fastest front model matching each baseline): "
+            f"worst {speed['min']:.2f}x, median {speed['median']:.2f}x, best {speed['max']:.2f}x over "
+            f"{speed['matched_baselines']} baselines ({speed['unmatched_baselines']} more accurate than every "
+            f"front model); {sum(bool(r['within_noise']) for r in speed['table'])} of the matched pairs are within "
+            "noise in accuracy")
+
+
+def _speedup_table(speed: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame(speed["table"]).round({"baseline_acc": 4, "front_acc": 4, "baseline_ms": 4, "front_ms": 4,
+                                               "speedup": 2})
 
 
 def write_report(run_dir: Path) -> dict[str, Path]:
@@ -181,7 +259,8 @@ def write_report(run_dir: Path) -> dict[str, Path]:
     if not run_dir.is_dir():
         raise UserInputError(f"run folder {run_dir} does not exist")
     manifest = load_manifest(run_dir)
-    df = models_frame(manifest)
+    finetune = load_finetune_manifest(run_dir)
+    df = models_frame(manifest, finetune)
     out = run_dir / "report"
     out.mkdir(exist_ok=True)
     device = manifest["device"]["name"]
@@ -199,6 +278,8 @@ def write_report(run_dir: Path) -> dict[str, Path]:
     gap = float((front.test_acc - front.supernet_test_acc).abs().max() * 100) if len(front) else float("nan")
     n_test = test_examples(manifest)
     speed = speedup_summary(df, n_test)
+    tuned = bool(df.trained_acc.notna().any())
+    speed_trained = speedup_summary(df, n_test, trained=True) if tuned else None
     fp = manifest.get("fingerprint", {})
     noise = (f"- Test accuracies carry a binomial standard error of up to {50 / n_test ** 0.5:.1f} points "
              f"({n_test} test examples); accuracies closer than about twice that are within noise"
@@ -217,16 +298,12 @@ def write_report(run_dir: Path) -> dict[str, Path]:
         f"- Largest gap between ONNX and supernet test accuracy on the front: {gap:.2f} points",
         noise,
     ]
-    if speed:
-        lines.append(
-            f"- Speed-up of the front over the uniform baselines at equal or better test accuracy (fastest front "
-            f"model matching each baseline): worst {speed['min']:.2f}x, median {speed['median']:.2f}x, best "
-            f"{speed['max']:.2f}x over {speed['matched_baselines']} baselines "
-            f"({speed['unmatched_baselines']} more accurate than every front model); "
-            f"{sum(bool(r['within_noise']) for r in speed['table'])} of the matched pairs are within noise in accuracy"
-        )
+    if tuned:
+        lines += _finetune_lines(finetune, df)
+        lines.append(_speedup_line(speed_trained, "fine-tuned front vs standalone-trained baselines"))
+        lines.append(_speedup_line(speed, "both with inherited supernet weights"))
     else:
-        lines.append("- Speed-up at equal accuracy: no front model reaches a baseline's test accuracy")
+        lines.append(_speedup_line(speed, "front vs uniform baselines, inherited supernet weights"))
     if hv is not None and len(hv):
         lines.append(f"- Search: {int(hv.iloc[-1, 0])} expensive evaluations, final hypervolume {hv.iloc[-1, 1]:.4f}")
     lines += ["", "![Pareto front](pareto.png)", ""]
@@ -235,14 +312,35 @@ def write_report(run_dir: Path) -> dict[str, Path]:
     lines += ["## Pareto front", "", _table(front).to_markdown(index=False), ""]
     if len(base):
         lines += ["## Baselines", "", _table(base).to_markdown(index=False), ""]
+    speed_tables = []
+    if speed_trained:
+        speed_tables.append(("Speed-up at equal accuracy: fine-tuned front vs standalone baselines",
+                             _speedup_table(speed_trained)))
     if speed:
-        sp = pd.DataFrame(speed["table"]).round({"baseline_acc": 4, "front_acc": 4, "baseline_ms": 4, "front_ms": 4,
-                                                 "speedup": 2})
-        lines += ["## Speed-up at equal accuracy", "", sp.to_markdown(index=False), ""]
+        title = "Speed-up at equal accuracy" + (": inherited weights" if tuned else "")
+        speed_tables.append((title, _speedup_table(speed)))
+    for title, table in speed_tables:
+        lines += [f"## {title}", "", table.to_markdown(index=False), ""]
     md = "\n".join(lines) + "\n"
     atomic_write_text(out / "report.md", md)
-    atomic_write_text(out / "report.html", _html(md, df, out, front, base))
+    atomic_write_text(out / "report.html", _html(md, df, out, front, base, speed_tables))
     return {"markdown": out / "report.md", "html": out / "report.html", "pareto": pareto, "hypervolume": hv_png}
+
+
+def _finetune_lines(finetune: dict[str, Any], df: pd.DataFrame) -> list[str]:
+    """Summary bullets of the finetune stage: its recipe and how far training moved each kind."""
+    r = finetune.get("recipe", {})
+    lines = [f"- Finetune stage: front models fine-tuned from their inherited weights, baselines trained "
+             f"standalone from scratch, one recipe for all ({r.get('epochs')} epochs, batch {r.get('batch_size')}, "
+             f"peak lr {r.get('lr')}, seed {r.get('seed')}); accuracies of the trained ONNX models"]
+    for kind, what in (("front", "fine-tuned front"), ("baseline", "standalone baselines")):
+        part = df[(df.kind == kind) & df.trained_acc.notna()]
+        if len(part):
+            change = part.accuracy_change * 100
+            lines.append(f"- Test accuracy of the {what} against the same models with inherited weights: "
+                         f"{change.min():+.1f} to {change.max():+.1f} points (median {change.median():+.1f}); "
+                         f"{int(part.change_within_noise.sum())} of {len(part)} within noise")
+    return lines
 
 
 def _img(path: Path) -> str:
@@ -252,7 +350,8 @@ def _img(path: Path) -> str:
     return f'<img alt="{path.stem}" src="data:image/png;base64,{data}">'
 
 
-def _html(md: str, df: pd.DataFrame, out: Path, front: pd.DataFrame, base: pd.DataFrame) -> str:
+def _html(md: str, df: pd.DataFrame, out: Path, front: pd.DataFrame, base: pd.DataFrame,
+          speed_tables: list[tuple[str, pd.DataFrame]] = ()) -> str:
     """One self-contained page: the summary bullets, both plots inlined, the tables."""
     summary = [line[2:] for line in md.splitlines() if line.startswith("- ")]
     head = md.splitlines()[2]
@@ -262,6 +361,8 @@ def _html(md: str, df: pd.DataFrame, out: Path, front: pd.DataFrame, base: pd.Da
     body += ["<h2>Pareto front</h2>", _table(front).to_html(index=False, border=0)]
     if len(base):
         body += ["<h2>Baselines</h2>", _table(base).to_html(index=False, border=0)]
+    for title, table in speed_tables:
+        body += [f"<h2>{html.escape(title)}</h2>", table.to_html(index=False, border=0)]
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;"
              "font-size:13px}td,th{padding:3px 8px;border-bottom:1px solid #ddd}img{max-width:100%}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>hwnas report</title>"

@@ -84,7 +84,10 @@ def test_manifest_schema_and_numbers_hold_against_a_fresh_measurement(run_dir):
     front = pd.read_csv(run_dir / "search/front.csv")
     models = manifest["models"]
     assert [m["kind"] for m in models].count("front") == len(front)
-    assert [m["kind"] for m in models].count("baseline") == 4  # 2 depth/width points x fp32, int8
+    # every attention type x 2 distinct size points (the tiny space has 2 choices each) x fp32, int8
+    assert [m["kind"] for m in models].count("baseline") == 3 * 2 * 2
+    assert {Arch.from_dict(m["arch"]).layers[0].attention for m in models if m["kind"] == "baseline"} == {
+        "softmax", "linear", "local"}
     stat = manifest["latency_statistic"]
     assert stat == "min_ms"  # the default: the fastest run repeats on shared machines
     required = {"arch", "onnx_path", "size_bytes", "predicted_latency_ms", "measured_latency_ms",
