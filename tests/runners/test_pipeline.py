@@ -56,6 +56,7 @@ def test_every_stage_wrote_its_files(run_dir):
     state = json.loads((run_dir / "run.json").read_text())
     assert {s for s, v in state["stages"].items() if v["status"] == "done"} == {
         "train", "profile", "fit-predictor", "search", "export", "report"}
+    assert "finetune" not in state["stages"] and not (run_dir / "finetune").exists()  # off by default
     assert all(v["seconds"] > 0 for v in state["stages"].values())
     for path in ["supernet/checkpoint.json", "profile", "predictor", "search/candidates.parquet", "search/front.csv",
                  "search/hypervolume.csv", "export/manifest.json", "report/pareto.png", "report/hypervolume.png",
