@@ -1,18 +1,14 @@
 """Models to measure: subnets of a supernet and the distinct blocks they are built from.
 
-Latency does not depend on weight values, so profiling extracts subnets from a freshly
-initialised supernet. onnxruntime backends measure exported ONNX files (int8 layers
-quantized exactly as `supernet.export_onnx` does); torch backends measure the modules.
+Latency does not depend on weight values, so profiling extracts subnets and blocks from a
+freshly initialised supernet (`Supernet.extract`, `extract_embedding`, `extract_layer`,
+`extract_head`). onnxruntime backends measure the files `supernet.export_onnx` writes of
+them; torch backends measure the modules.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
-import logging
-import os
-import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -41,6 +37,9 @@ def model_for(net: Any, arch: Arch, device: DeviceSpec, folder: Path) -> Any:
 
 
 # ----------------------------------------------------------------------------- blocks
+BLOCK_KINDS = ("embed", "layer", "head")
+
+
 @dataclass(frozen=True)
 class BlockKey:
     """One distinct block: a transformer layer (`kind="layer"`), the embedding, or the head."""
@@ -51,6 +50,10 @@ class BlockKey:
     ffn_ratio: int = 0
     attention: str = ""
     quant: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in BLOCK_KINDS:
+            raise ValueError(f"block kind must be one of {BLOCK_KINDS}, got {self.kind!r}")
 
     @property
     def name(self) -> str:
@@ -80,89 +83,31 @@ def arch_blocks(arch: Arch) -> Iterator[BlockKey]:
     yield BlockKey("head", e)
 
 
-def _block_module(net: Any, key: BlockKey) -> Any:
-    """A standalone torch module for one block, with its input shape suffix (tokens, features)."""
-    import torch
-    import torch.nn as nn
-
-    from supernet.model import Block
-
-    space, spec = net.space, net.spec
+def block_module(net: Any, key: BlockKey) -> Any:
+    """A standalone torch module for one block, cut from `net` (`supernet.SubnetPart`)."""
     if key.kind == "layer":
-        arch = Arch(key.embed_dim, (LayerConfig(key.heads, key.ffn_ratio, key.attention, key.quant),))
-        subnet = net.extract(arch)
-
-        class OneLayer(nn.Module):  # `blocks.0` keeps export's node names (/blocks.0/q/MatMul)
-            def __init__(self, block: Block) -> None:
-                super().__init__()
-                self.blocks = nn.ModuleList([block])
-                self.int8 = key.quant == "int8"
-
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                return self.blocks[0](x)
-        return OneLayer(subnet.blocks[0]).eval(), key.embed_dim
-    subnet = net.extract(Arch(key.embed_dim, space.smallest().layers))
+        return net.extract_layer(key.embed_dim, LayerConfig(key.heads, key.ffn_ratio, key.attention, key.quant))
     if key.kind == "embed":
-        class Embed(nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.subnet = subnet
-
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                return self.subnet.embed_tokens(x)
-        return Embed().eval(), spec.in_features
-
-    class Head(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.subnet = subnet
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.subnet.classify(x)
-    return Head().eval(), key.embed_dim
+        return net.extract_embedding(key.embed_dim)
+    return net.extract_head(key.embed_dim)
 
 
-def block_model_for(net: Any, key: BlockKey, device: DeviceSpec, folder: Path, seq_len: int) -> tuple[Any, int]:
-    """(model, features per token) of one block for the device's backend."""
-    module, features = _block_module(net, key)
+def block_model_for(net: Any, key: BlockKey, device: DeviceSpec, folder: Path) -> tuple[Any, tuple[int, int]]:
+    """(model, (tokens, features) of one input example) of one block for the device's backend.
+
+    The embedding reads the raw sequence; layers and head read the tokens (with the class
+    token, when the readout uses one). ONNX files are cached in `folder` by block and tokens.
+    """
+    module = block_module(net, key)
+    shape = module.input_shape()
     if device.is_torch:
-        return module, features
-    path = folder / f"block-{key.name}-n{seq_len}.onnx"
+        return module, shape
+    from supernet import export_onnx
+
+    path = folder / f"block-{key.name}-n{shape[0]}.onnx"
     if not path.exists():
-        _export_block(module, path, seq_len, features, int8=key.kind == "layer" and key.quant == "int8")
-    return path, features
-
-
-def _export_block(module: Any, path: Path, seq_len: int, features: int, *, int8: bool) -> None:
-    import torch
-
-    from supernet.export import OPSET, int8_node_names
-    from supernet.model import QLinear
-
-    twin = copy.deepcopy(module)
-    for m in twin.modules():
-        if isinstance(m, QLinear):
-            m.fake_quant = False
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".block-") as tmp:
-        fp32 = Path(tmp) / "fp32.onnx"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(twin, (torch.zeros(1, seq_len, features),), str(fp32), input_names=["x"],
-                              output_names=["y"], dynamic_axes={"x": {0: "batch"}}, opset_version=OPSET,
-                              dynamo=False)
-        final = fp32
-        if int8:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            final = Path(tmp) / "int8.onnx"
-            root = logging.getLogger()
-            root.disabled, was = True, root.disabled
-            try:
-                quantize_dynamic(fp32, final, per_channel=True, reduce_range=False, weight_type=QuantType.QInt8,
-                                 op_types_to_quantize=["MatMul"], nodes_to_quantize=int8_node_names(fp32, [0]))
-            finally:
-                root.disabled = was
-        os.replace(final, path)
+        export_onnx(module, path, check=False)
+    return path, shape
 
 
 def deploy_spec(spec: InputSpec, device: DeviceSpec) -> InputSpec:

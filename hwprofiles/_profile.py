@@ -348,10 +348,8 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
             for i in range(0, len(todo_blocks), chunk_size):
                 t0 = time.perf_counter()
                 chunk = todo_blocks[i : i + chunk_size]
-                # The embedding reads the raw sequence; layers and head see the class token too.
-                lengths = [dspec.seq_len if k.kind == "embed" else dspec.tokens for k in chunk]
-                built = [block_model_for(supernet(), k, device, folder, n) for k, n in zip(chunk, lengths)]
-                shapes = [(device.batch, n, features) for (_, features), n in zip(built, lengths)]
+                built = [block_model_for(supernet(), k, device, folder) for k in chunk]
+                shapes = [(device.batch, *example) for _, example in built]
                 results = measure_shaped([m for m, _ in built], device, shapes, config, seed=seed + 7 + i)
                 block_rows += [_block_row(k, m) for k, m in zip(chunk, results)]
                 write_parquet_atomic(out_dir / BLOCKS, pd.DataFrame(block_rows))

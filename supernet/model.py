@@ -171,6 +171,28 @@ class Supernet(nn.Module):
         self.space.validate(arch)
         return Subnet.from_supernet(self, arch)
 
+    # Parts of subnets on their own, for measuring and exporting blocks one at a time. Their
+    # weights are the slices `extract` copies, so a part computes what it computes in a subnet.
+    def extract_embedding(self, embed_dim: int) -> "TokenEmbedding":
+        """The token embedding of width `embed_dim`: x (B, N, F) -> tokens (B, T, E)."""
+        sub = self._extract_width(embed_dim)
+        return TokenEmbedding(sub.embed, sub.cls, sub.pos, seq_len=self.spec.seq_len).eval()
+
+    def extract_layer(self, embed_dim: int, layer: LayerConfig) -> "LayerStack":
+        """One transformer layer on its own: tokens (B, T, E) -> tokens (B, T, E)."""
+        self.space.validate(Arch(embed_dim, (layer,) * min(self.space.depths)))  # names a bad choice
+        sub = Subnet.from_supernet(self, Arch(embed_dim, (layer,)))
+        return LayerStack(list(sub.blocks), tokens=self.spec.tokens).eval()
+
+    def extract_head(self, embed_dim: int) -> "ClassifierHead":
+        """The classifier of width `embed_dim`: tokens (B, T, E) -> LN -> readout -> logits (B, C)."""
+        sub = self._extract_width(embed_dim)
+        return ClassifierHead(sub.norm, sub.head, readout=self.spec.readout, tokens=self.spec.tokens).eval()
+
+    def _extract_width(self, embed_dim: int) -> "Subnet":
+        """A subnet of width `embed_dim` (the shallowest layers), whose embedding and head parts are taken."""
+        return self.extract(Arch(embed_dim, self.space.smallest().layers))
+
 
 # --------------------------------------------------------------------- static subnets
 class QLinear(nn.Linear):
@@ -281,3 +303,88 @@ class Subnet(nn.Module):
 
     def int8_layer_indices(self) -> list[int]:
         return [i for i, layer in enumerate(self.arch.layers) if layer.quant == "int8"]
+
+    # What `supernet.export_onnx` needs from a module (see `supernet.export.Exportable`).
+    output_name = "logits"
+
+    def input_shape(self) -> tuple[int, int]:
+        """(tokens N, features F) of one input example."""
+        return (self.spec.seq_len, self.spec.in_features)
+
+    def int8_linears(self) -> list[str]:
+        """Module paths of the linear layers quantized to int8 at export (``blocks.1.q``, ...)."""
+        return _int8_linears(self)
+
+
+# --------------------------------------------------------------------- parts of a subnet
+def _int8_linears(module: nn.Module) -> list[str]:
+    return [name for name, m in module.named_modules() if isinstance(m, QLinear) and m.int8]
+
+
+class SubnetPart(nn.Module):
+    """A piece of a subnet standing on its own (embedding, layers or classifier), exportable
+    like a subnet; its ONNX output is named ``y``."""
+
+    output_name = "y"
+
+    def __init__(self, input_shape: tuple[int, int]) -> None:
+        super().__init__()
+        self._input_shape = input_shape
+
+    def input_shape(self) -> tuple[int, int]:
+        """(tokens, features) of one input example."""
+        return self._input_shape
+
+    def int8_linears(self) -> list[str]:
+        """Module paths of the linear layers quantized to int8 at export."""
+        return _int8_linears(self)
+
+    def without_fake_quant(self) -> "SubnetPart":
+        """A copy that runs every layer in plain fp32 (what is exported before quantizing)."""
+        twin = copy.deepcopy(self)
+        for m in twin.modules():
+            if isinstance(m, QLinear):
+                m.fake_quant = False
+        return twin
+
+
+class TokenEmbedding(SubnetPart):
+    """x (B, N, F) -> linear embed [+ class token in front] + positional (B, T, E)."""
+
+    def __init__(self, embed: nn.Linear, cls: nn.Parameter | None, pos: nn.Parameter, *, seq_len: int) -> None:
+        super().__init__((seq_len, embed.in_features))
+        self.embed, self.cls, self.pos = embed, cls, pos
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = _with_class_token(self.embed(x), self.cls)
+        return h + self.pos[: h.shape[1]]
+
+
+class LayerStack(SubnetPart):
+    """tokens (B, T, E) -> fixed transformer layers -> tokens (B, T, E).
+
+    The layers sit in ``blocks`` as in a `Subnet`, so exported node names (and the int8
+    MatMuls picked by them) read the same: ``/blocks.0/q/MatMul``.
+    """
+
+    def __init__(self, blocks: list[Block], *, tokens: int) -> None:
+        if not blocks:
+            raise ValueError("a layer stack needs at least one layer, got none")
+        super().__init__((tokens, blocks[0].norm1.normalized_shape[0]))
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+class ClassifierHead(SubnetPart):
+    """tokens (B, T, E) -> LN -> readout (B, E) -> classifier (B, C)."""
+
+    def __init__(self, norm: nn.LayerNorm, head: nn.Linear, *, readout: str, tokens: int) -> None:
+        super().__init__((tokens, head.in_features))
+        self.norm, self.head, self.readout = norm, head, readout
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.head(readout(self.norm(h), self.readout))

@@ -10,7 +10,7 @@ import pytest
 
 from hwprofiles import (MeasureConfig, Profile, backend_unavailable_reason, block_keys, coverage_archs,
                         get_device, profile_device, sample_profile_archs)
-from supernet import LAYER_FIELDS, SearchSpace
+from supernet import LAYER_FIELDS, InputSpec, SearchSpace
 
 QUICK = MeasureConfig(warmup=1, min_runs=3, max_runs=5, max_seconds=0.005, rounds=2, repeats=0)
 
@@ -135,3 +135,19 @@ def test_cuda_devices(tmp_path, tiny_space, tiny_spec, name):
     prof = profile_device(name, tiny_space, tiny_spec, n_samples=3, out_dir=tmp_path / name, config=QUICK,
                           progress=False, repeat_fraction=0)
     assert len(prof.table) == 3 and (prof.table["median_ms"] > 0).all()
+
+
+def test_block_files_keep_their_cached_names(tmp_path):
+    from hwprofiles import BlockKey
+
+    space = SearchSpace(embed_dims=(16,), depths=(2,), heads=(2,), ffn_ratios=(1,), attentions=("softmax",),
+                        quants=("int8",), head_dim=8)
+    spec = InputSpec(seq_len=12, in_features=4, num_classes=10, readout="cls")
+    profile_device("cpu", space, spec, n_samples=1, out_dir=tmp_path / "p", blocks=True, config=QUICK,
+                   progress=False, repeat_fraction=0, onnx_cache=tmp_path / "cache")
+    blocks = sorted(p.name for p in (tmp_path / "cache").iterdir() if p.name.startswith("block-"))
+    # the embedding reads the 12 raw tokens; layers and head read them with the class token
+    assert blocks == ["block-embed.E16-n12.onnx", "block-head.E16-n13.onnx",
+                      "block-layer.E16.h2.r1.softmax.int8-n13.onnx"]
+    with pytest.raises(ValueError, match="block kind must be one of \\('embed', 'layer', 'head'\\), got 'tail'"):
+        BlockKey("tail", 16)

@@ -117,3 +117,51 @@ def test_shape_inference_resolves_every_intermediate(tmp_path):
         inferred = onnx.shape_inference.infer_shapes(onnx.load(str(tmp_path / "m.onnx")), data_prop=True)
         ranked = [v for v in inferred.graph.value_info if v.type.tensor_type.shape.dim]
         assert len(ranked) > 50 and any(256 in [d.dim_value for d in v.type.tensor_type.shape.dim] for v in ranked)
+
+
+# ------------------------------------------------------------------ parts of subnets (profiled blocks)
+@pytest.mark.parametrize("attention", ["softmax", "linear", "local"])
+@pytest.mark.parametrize("quant", ["fp32", "int8"])
+def test_layer_part_exports_through_the_one_exporter(net, tmp_path, attention, quant):
+    part = net.extract_layer(32, LayerConfig(2, 2, attention, quant))
+    assert part.input_shape() == (16, 32) and part.output_name == "y"
+    check = export_onnx(part, tmp_path / "layer.onnx")
+    assert check.passed and check.rel_err <= (5e-2 if quant == "int8" else 1e-4)
+    assert np.isnan(check.top1_agreement)  # tokens out, not logits
+    graph = onnx.load(str(tmp_path / "layer.onnx")).graph
+    integer = sorted(n.name for n in graph.node if n.op_type == "MatMulInteger")
+    if quant == "int8":  # the same node names a subnet's first layer has
+        assert part.int8_linears() == [f"blocks.0.{m}" for m in ("q", "k", "v", "o", "fc1", "fc2")]
+        assert integer == sorted(f"/blocks.0/{m}/MatMul_quant" for m in ("q", "k", "v", "o", "fc1", "fc2"))
+    else:
+        assert integer == [] and part.int8_linears() == []
+
+
+@pytest.mark.parametrize("readout", ["mean", "cls"])
+def test_embedding_and_head_parts(tmp_path, tiny_space, readout):
+    spec = InputSpec(seq_len=16, in_features=4, num_classes=10, readout=readout)
+    net = Supernet(tiny_space, spec, seed=2).eval()
+    embed, head = net.extract_embedding(16), net.extract_head(16)
+    assert embed.input_shape() == (16, 4) and head.input_shape() == (spec.tokens, 16)
+    assert export_onnx(embed, tmp_path / "embed.onnx").passed
+    check = export_onnx(head, tmp_path / "head.onnx")
+    assert check.passed and check.top1_agreement == 1.0
+    # The parts are the subnet's own pieces: chained, they compute the subnet.
+    layer = LayerConfig(2, 2, "softmax", "int8")
+    sub = net.extract(Arch(16, (layer,)))
+    x = torch.randn(3, spec.seq_len, spec.in_features)
+    with torch.no_grad():
+        chained = head(net.extract_layer(16, layer)(embed(x)))
+        assert torch.equal(chained, sub(x))
+
+
+def test_export_takes_only_exportable_modules(net, tiny_space, tmp_path):
+    with pytest.raises(TypeError, match="export_onnx takes a Subnet or a SubnetPart.*got Linear"):
+        export_onnx(torch.nn.Linear(4, 4), tmp_path / "m.onnx")
+    sub = net.extract(_arch(tiny_space, ("fp32", "int8", "int8")))
+    assert sub.int8_linears() == [f"blocks.{i}.{m}" for i in (1, 2) for m in ("q", "k", "v", "o", "fc1", "fc2")]
+    with pytest.raises(ValueError, match="embed_dim must be one of \\(16, 32\\), got 24"):
+        net.extract_embedding(24)
+    with pytest.raises(ValueError, match="heads must be one of \\(1, 2\\), got 3"):
+        net.extract_layer(32, LayerConfig(3, 2, "softmax", "fp32"))
+    assert not any(tmp_path.iterdir())
