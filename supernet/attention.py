@@ -72,7 +72,9 @@ def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, window
     """
     b, h, n, d = q.shape
     w = window
-    n_blocks = -(-n // w)
+    # (n + w - 1) // w, not -(-n // w): traced into ONNX, integer division of a negative
+    # number truncates there instead of flooring, and the graph lost a block.
+    n_blocks = (n + w - 1) // w
     pad = n_blocks * w - n
     if pad:
         q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))

@@ -72,3 +72,14 @@ def test_initialised_subnets_are_seeded():
     assert not torch.equal(a.blocks[0].q.weight, c.blocks[0].q.weight)
     # fan-in scaled to its own width (64), not the supernet's largest
     assert abs(float(a.blocks[0].fc1.weight.detach().std()) * np.sqrt(64) - 0.88) < 0.2
+
+
+@pytest.mark.parametrize("seq_len, readout", [(15, "last"), (16, "cls"), (13, "mean")])
+def test_local_attention_exports_when_tokens_are_not_a_multiple_of_the_window(seq_len, readout, tmp_path):
+    from supernet import Arch, LayerConfig, SearchSpace
+
+    space = SearchSpace(embed_dims=(16,), depths=(2,), heads=(1,), ffn_ratios=(1,), attentions=("local",),
+                        head_dim=8, local_window=4)
+    arch = Arch(16, (LayerConfig(1, 1, "local", "fp32"),) * 2)
+    sub = Subnet.initialised(space, InputSpec(seq_len, 3, 4, readout), arch, seed=0)
+    assert export_onnx(sub, tmp_path / "m.onnx").rel_err < 1e-4
