@@ -143,17 +143,17 @@ def _pareto_plot(df: pd.DataFrame, path: Path, title: str, stat: str) -> None:
     low = np.minimum(front.p10_ms, front.measured_ms)
     err = np.vstack([front.measured_ms - low, np.maximum(front.p90_ms - front.measured_ms, 0)])
     label = "fastest run" if stat == "min_ms" else "median"
+    inherited = "inherited weights, " if tuned else ""
     ax.errorbar(front.measured_ms, front.test_acc * 100, xerr=err, yerr=front.test_acc_se * 100, fmt="o",
-                color="tab:blue", label=f"searched front (measured {label}; bars: p10-p90, ±1 SE accuracy)",
+                color="tab:blue", label=f"searched front ({inherited}measured {label}; bars: p10-p90, ±1 SE accuracy)",
                 capsize=2, zorder=3)
     ax.scatter(front.predicted_ms, front.test_acc * 100, marker="o", facecolors="none",
                edgecolors="tab:orange", label="same models, predicted latency", zorder=2)
     for _, r in front.iterrows():
         ax.plot([r.predicted_ms, r.measured_ms], [r.test_acc * 100] * 2, color="tab:orange", lw=0.6, zorder=1)
     if len(base):
-        inherited = " (inherited weights)" if base.trained_acc.notna().any() else ""
         ax.errorbar(base.measured_ms, base.test_acc * 100, yerr=base.test_acc_se * 100, fmt="X", ms=8,
-                    color="tab:red", label=f"uniform baselines{inherited} (measured)", capsize=2, zorder=3)
+                    color="tab:red", label=f"uniform baselines ({inherited}measured)", capsize=2, zorder=3)
     _trained_points(ax, df)
     ax.set_xscale("log")
     ax.set_xlabel(f"latency per inference, {'fastest of the timed runs' if stat == 'min_ms' else 'median'}"
@@ -161,8 +161,8 @@ def _pareto_plot(df: pd.DataFrame, path: Path, title: str, stat: str) -> None:
     ax.set_ylabel("test accuracy of the exported ONNX model (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
-    if tuned:  # six entries: below the axes, clear of the points
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
+    if tuned:  # five entries: below the axes, clear of the points
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     else:
         ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
