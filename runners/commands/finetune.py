@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def finetune(
         run_dir: Path = typer.Option(..., "--run", help="Run folder with an export (from `hwnas export`)."),
-        epochs: Optional[int] = typer.Option(None, help="Epochs of every model (default: the run's [finetune] "
+        epochs: Optional[int] = typer.Option(None, help="Epochs of every model (default: the run's finetune "
                                              "setting, else the supernet's training epochs)."),
         lr: Optional[float] = typer.Option(None, help="Peak learning rate (default: as epochs)."),
         batch_size: Optional[int] = typer.Option(None, help="Examples per step (default: as epochs)."),
