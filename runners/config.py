@@ -27,13 +27,14 @@ from typing import Any
 
 from supernet.train_config import TrainConfig
 
-from ._errors import UserInputError
+from ._errors import UserInputError, user_errors
 
 SCHEMA_VERSION = 1
 OBJECTIVES = ("accuracy", "latency", "size", "flops", "params")
 
 
 DEFAULT_TASK = "mnist1d"
+DEFAULT_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,10 @@ class TrainSettings:
 
 @dataclass(frozen=True)
 class ProfileSettings:
+    """The device to profile and how: the measurement protocol's preset name (one of
+    `hwprofiles.MeasureConfig.preset`'s) and the latency statistic predictors are fitted to
+    (one of the statistics a `hwprofiles.Profile` holds)."""
+
     device: str = "cpu"
     samples: int = 80
     # The default protocol (3 rounds of up to 0.1 s per model): its fastest runs repeat within
@@ -82,6 +87,21 @@ class ProfileSettings:
     # median drifts with the neighbours' load while the fastest run repeats (see
     # benchmarks/results/latency_predictors.md), so the fastest run is the default.
     target: str = "min_ms"
+
+    def measure_config(self):
+        """The protocol of `preset` (raises UserInputError naming the known presets)."""
+        from hwprofiles import MeasureConfig
+
+        with user_errors("profile.preset: "):
+            return MeasureConfig.preset(self.preset)
+
+    def check(self) -> None:
+        from hwprofiles._profile import TARGETS  # not re-exported by hwprofiles (yet)
+
+        self.measure_config()
+        _check(self.target in TARGETS, f"profile.target must be one of {list(TARGETS)}, got {self.target!r}")
+        _check(not isinstance(self.samples, bool) and self.samples >= 8,
+               f"profile.samples must be >= 8, got {self.samples}")
 
 
 @dataclass(frozen=True)
@@ -140,7 +160,7 @@ class ExecutorSettings:
 
 @dataclass(frozen=True)
 class RunConfig:
-    seed: int = 0
+    seed: int = DEFAULT_SEED
     task: TaskSettings = field(default_factory=TaskSettings)
     space: dict[str, Any] | None = None
     train: TrainSettings = field(default_factory=TrainSettings)
@@ -154,17 +174,13 @@ class RunConfig:
         check = _check
         check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         check(isinstance(self.task.name, str) and bool(self.task.name), f"task.name must be a name, got {self.task.name!r}")
-        try:
+        with user_errors("bad [train] setting: "):
             self.train.train_config(self.seed)
-        except ValueError as exc:
-            raise UserInputError(f"bad [train] setting: {exc}") from None
         check(isinstance(self.finetune.enabled, bool) and isinstance(self.finetune.baselines, bool),
               "finetune.enabled and finetune.baselines must be true or false")
         self.finetune.train_config(self.train.train_config(self.seed))
         check(self.train.threads > 0, f"train.threads must be > 0, got {self.train.threads}")
-        check(self.profile.samples >= 8, f"profile.samples must be >= 8, got {self.profile.samples}")
-        check(self.profile.target in ("min_ms", "median_ms"),
-              f"profile.target must be one of ['min_ms', 'median_ms'], got {self.profile.target!r}")
+        self.profile.check()
         check(self.search.budget > 0, f"search.budget must be > 0, got {self.search.budget}")
         objectives = self.search.objectives
         check(len(objectives) >= 1, "search.objectives must name at least one objective")
@@ -187,10 +203,8 @@ class RunConfig:
 
         if self.space is None:
             return DEFAULT_SPACE
-        try:
-            return SearchSpace.from_dict(self.space)
-        except (TypeError, ValueError) as exc:
-            raise UserInputError(f"bad [space] in config: {exc}") from exc
+        with user_errors("bad [space] in config: ", catch=(TypeError, ValueError)):
+            return check_space(SearchSpace.from_dict(self.space))
 
     def with_overrides(self, **overrides: Any) -> "RunConfig":
         """Apply CLI flags given as 'section.key' -> value (None means 'not given')."""
@@ -206,6 +220,30 @@ class RunConfig:
                 value = {**data["task"]["options"], **value}
             target[key] = value
         return config_from_dict(data)
+
+
+def check_space(space):
+    """`space` if every attention type it declares is registered (raises ValueError naming the
+    known ones). The space itself accepts any name so that search/ and predictors/ need no
+    torch; a supernet needs each type, so runners check before any stage starts."""
+    from supernet import get_attention
+
+    for name in space.attentions:
+        get_attention(name)
+    return space
+
+
+def load_space(path: str | Path | None):
+    """The search space of a TOML file (`[space]` table or top-level keys), or the default
+    space for None; raises UserInputError on a missing, unreadable or invalid file."""
+    from supernet import DEFAULT_SPACE, SearchSpace
+
+    if path is None:
+        return DEFAULT_SPACE
+    if not Path(path).is_file():
+        raise UserInputError(f"space file {path} does not exist")
+    with user_errors(f"bad search space {path}: ", catch=(TypeError, ValueError, OSError, UnicodeDecodeError)):
+        return check_space(SearchSpace.from_toml(path))
 
 
 def _check(ok: bool, message: str) -> None:
@@ -305,5 +343,6 @@ def load_config(path: str | Path | None) -> RunConfig:
     return config_from_dict(data)
 
 
-__all__ = ["RunConfig", "TaskSettings", "parse_task_options", "TrainSettings", "ProfileSettings", "SearchSettings",
-           "ExportSettings", "FinetuneSettings", "ExecutorSettings", "load_config", "config_from_dict", "replace"]
+__all__ = ["DEFAULT_SEED", "DEFAULT_TASK", "RunConfig", "TaskSettings", "parse_task_options", "TrainSettings",
+           "ProfileSettings", "SearchSettings", "ExportSettings", "FinetuneSettings", "ExecutorSettings", "load_config",
+           "config_from_dict", "check_space", "load_space", "replace"]

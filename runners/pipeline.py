@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ._errors import UserInputError
+from ._errors import UserInputError, user_errors
 from ._io import atomic_write_json
-from .config import RunConfig, config_from_dict
+from .config import ProfileSettings, RunConfig, config_from_dict
 
 STAGES = ("train", "profile", "fit-predictor", "search", "export", "finetune", "report")
 RUN_SCHEMA = 1
@@ -65,6 +65,25 @@ class RunState:
         self.save()
 
 
+def read_run(run_dir: Path) -> RunState | None:
+    """The run stored in RUN_DIR/run.json; None when there is none (runs made stage by stage
+    with `hwnas train/search/export` have none). A corrupt run file is refused."""
+    run_dir = Path(run_dir)
+    path = run_dir / "run.json"
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        stored = config_from_dict(data["config"])
+        stages = dict(data["stages"])
+        task = data.get("task")
+        if not all(isinstance(v, dict) for v in stages.values()):
+            raise TypeError("each stage must be a table")
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        raise UserInputError(f"{path} is not a valid run file ({exc}); use a new --run folder") from None
+    return RunState(run_dir, stored, stages, task)
+
+
 def open_run(run_dir: Path, config: RunConfig | None) -> RunState:
     """Open a run folder, creating it with `config`; a stored run keeps its own config.
 
@@ -72,22 +91,16 @@ def open_run(run_dir: Path, config: RunConfig | None) -> RunState:
     so a resumed run never mixes two configurations.
     """
     run_dir = Path(run_dir)
-    path = run_dir / "run.json"
-    if path.exists():
-        try:
-            data = json.loads(path.read_text())
-            stored = config_from_dict(data["config"])
-            stages = dict(data["stages"])
-            task = data.get("task")
-        except (ValueError, KeyError, TypeError, UserInputError) as exc:
-            raise UserInputError(f"{path} is not a valid run file ({exc}); use a new --run folder") from None
+    state = read_run(run_dir)
+    if state is not None:
+        stored = state.config
         if config is not None and config != stored:
             diff = _config_diff(stored.to_dict(), config.to_dict())
             raise UserInputError(
                 f"run folder {run_dir} holds a run with other settings ({', '.join(diff[:4])}); "
                 "use a new --run folder or the same settings"
             )
-        return RunState(run_dir, stored, stages, task)
+        return state
     if run_dir.exists() and any(run_dir.iterdir()):
         raise UserInputError(f"{run_dir} exists and is not an hwnas run folder (no run.json); choose another --run")
     state = RunState(run_dir, config or RunConfig(), {})
@@ -132,10 +145,8 @@ def load_task(config: RunConfig):
 
     key = json.dumps([config.task.name, config.task.options, config.seed], sort_keys=True)
     if key not in _TASK_CACHE:
-        try:
+        with user_errors():
             task = get_task(config.task.name, seed=config.seed, **config.task.options)
-        except ValueError as exc:
-            raise UserInputError(str(exc)) from None
         if config.task.name.startswith("npz:"):
             return task  # a user's file may change between calls: read it each time
         _TASK_CACHE.clear()
@@ -149,10 +160,8 @@ def load_supernet(run_dir: Path):
     folder = Path(run_dir) / "supernet"
     if not folder.exists():
         raise UserInputError(f"no supernet checkpoint in {folder}: run `hwnas train --out {run_dir}` first")
-    try:
+    with user_errors():
         return load_checkpoint(folder)
-    except ValueError as exc:
-        raise UserInputError(str(exc)) from None
 
 
 def load_predictor(path: Path, *, space=None):
@@ -160,10 +169,8 @@ def load_predictor(path: Path, *, space=None):
 
     if not Path(path).exists():
         raise UserInputError(f"predictor {path} does not exist: run `hwnas fit-predictor` first")
-    try:
+    with user_errors():
         return LatencyPredictor.load(path, space=space)
-    except ValueError as exc:
-        raise UserInputError(str(exc)) from None
 
 
 def task_from_meta(meta: dict[str, Any]):
@@ -171,10 +178,8 @@ def task_from_meta(meta: dict[str, Any]):
     from supernet.tasks import get_task
 
     task = meta["task"]
-    try:
+    with user_errors("cannot rebuild the checkpoint's task: "):
         return get_task(task["name"], seed=task.get("seed", 0), **task.get("options", {}))
-    except ValueError as exc:
-        raise UserInputError(f"cannot rebuild the checkpoint's task: {exc}") from None
 
 
 # --------------------------------------------------------------------- stages
@@ -193,15 +198,13 @@ def stage_train(state: RunState, echo: Echo) -> str:
 
 
 def stage_profile(state: RunState, echo: Echo) -> str:
-    from hwprofiles import MeasureConfig, get_device, profile_device
+    from hwprofiles import get_device, profile_device
 
     c = state.config
     task = load_task(c)
-    try:
+    with user_errors():
         device = get_device(c.profile.device)
-        measure = MeasureConfig.preset(c.profile.preset)
-    except ValueError as exc:
-        raise UserInputError(str(exc)) from None
+    measure = c.profile.measure_config()
     out = state.run_dir / "profile"
     if c.executor.kind == "ray":
         from .remote import profile_on_ray
@@ -267,10 +270,8 @@ def search_run(run_dir: Path, config: RunConfig, predictor_path: Path, echo: Ech
     supernet, meta = load_supernet(run_dir)
     task = task_from_meta(meta)
     predictor = load_predictor(predictor_path, space=supernet.space)
-    try:
+    with user_errors():
         algorithm = search.get_algorithm(config.search.algorithm)
-    except ValueError as exc:
-        raise UserInputError(str(exc)) from None
     executor = None
     if config.executor.kind == "ray":
         from .executors import RayExecutor
@@ -287,11 +288,9 @@ def search_run(run_dir: Path, config: RunConfig, predictor_path: Path, echo: Ech
             "accuracy_split": "val", "accuracy_examples": len(task.y_val),
         })
         with search_progress(config.search.budget) as progress:
-            try:
+            with user_errors():
                 result = search.run_search(problem, algorithm, budget=config.search.budget, seed=config.seed,
                                            out_dir=run_dir / "search", progress=progress)
-            except ValueError as exc:
-                raise UserInputError(str(exc)) from None
     finally:
         if executor is not None:
             executor.close()
@@ -310,14 +309,43 @@ def stage_search(state: RunState, echo: Echo) -> str:
     return search_run(state.run_dir, state.config, state.run_dir / "predictor", echo)
 
 
-def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str | None = None,
-               seed: int = 0, threads: int = 1) -> dict[str, Any]:
-    """Export the run's Pareto front and baselines, re-measured (the body of `hwnas export`)."""
-    import pandas as pd
+def export_front(supernet, task, archs, predictor, out_dir: str | Path, *, baselines: bool = True,
+                 measure=None, seed: int = 0, echo: Echo = print) -> dict[str, Any]:
+    """Export `archs` (a Pareto front) and, with `baselines`, the space's uniform baselines to
+    ONNX in `out_dir`; measure them again on the predictor's device with `measure` (a
+    `hwprofiles.MeasureConfig`; default: the profile section's preset), evaluate the ONNX files
+    on the test split; write and return `out_dir/manifest.json`.
 
-    from hwprofiles import MeasureConfig, Profile, fingerprint
+    The latency is checked against the statistic the predictor was fitted to.
+    """
+    from hwprofiles import fingerprint
 
     from .exporting import ExportItem, comparison_lines, export_models, uniform_baselines
+
+    items = [ExportItem(f"front-{i:02d}", "front", a) for i, a in enumerate(archs)]
+    if baselines:
+        items += uniform_baselines(supernet.space)
+    manifest = export_models(
+        supernet=supernet, space=supernet.space, task=task, items=items, predict_ms=predictor.predict_archs,
+        device=predictor.device, measure_config=measure or ProfileSettings().measure_config(),
+        out_dir=Path(out_dir), fingerprint=fingerprint(), statistic=predictor.profile.get("target", "median_ms"),
+        seed=seed, progress=echo,
+    )
+    for line in comparison_lines(manifest):
+        echo(line)
+    return manifest
+
+
+def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str | None = None,
+               seed: int = 0, threads: int = 1) -> dict[str, Any]:
+    """Export the run's Pareto front and baselines, re-measured (the body of `hwnas export`).
+
+    `preset` names the measurement protocol; None: the one the run's profile was measured
+    with (else the profile section's default).
+    """
+    import pandas as pd
+
+    from hwprofiles import MeasureConfig, Profile
     from supernet import Arch
 
     run_dir = Path(run_dir)
@@ -329,31 +357,24 @@ def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str
         raise UserInputError(f"{front_path} does not exist: run `hwnas search --run {run_dir}` first")
     supernet, meta = load_supernet(run_dir)
     task = task_from_meta(meta)
-    search_meta = json.loads((run_dir / "search" / "search.json").read_text())
-    predictor = load_predictor(Path(search_meta["predictor"]), space=supernet.space)
-    try:
-        front = pd.read_csv(front_path)
-        archs = [Arch.from_json(a) for a in front["arch"]]
-    except (ValueError, KeyError) as exc:
-        raise UserInputError(f"{front_path} is not a valid front file: {exc}") from None
-    items = [ExportItem(f"front-{i:02d}", "front", a) for i, a in enumerate(archs)]
-    if baselines:
-        items += uniform_baselines(supernet.space)
-    device = predictor.device
+    record = run_dir / "search" / "search.json"
+    if not record.exists():
+        raise UserInputError(f"{record} does not exist: run `hwnas search --run {run_dir}` first")
+    with user_errors(f"{record} is not a valid search record: ", catch=(ValueError, KeyError, TypeError, OSError)):
+        predictor_path = Path(json.loads(record.read_text())["predictor"])
+    predictor = load_predictor(predictor_path, space=supernet.space)
+    with user_errors(f"{front_path} is not a valid front file: ", catch=(ValueError, KeyError)):
+        archs = [Arch.from_json(a) for a in pd.read_csv(front_path)["arch"]]
     profile_dir = run_dir / "profile"
-    if preset is None and (profile_dir / "profile.json").exists():
-        measure = MeasureConfig(**Profile.load(profile_dir).meta["measure_config"])
+    if preset is not None:
+        measure = ProfileSettings(preset=preset).measure_config()
+    elif (profile_dir / "profile.json").exists():
+        with user_errors(catch=(ValueError, KeyError, TypeError)):
+            measure = MeasureConfig(**Profile.load(profile_dir).meta["measure_config"])
     else:
-        measure = MeasureConfig.preset(preset or "default")
-    manifest = export_models(
-        supernet=supernet, space=supernet.space, task=task, items=items, predict_ms=predictor.predict_archs,
-        device=device, measure_config=measure, out_dir=run_dir / "export", fingerprint=fingerprint(),
-        statistic=predictor.profile.get("target", "median_ms"),
-        seed=seed, progress=echo,
-    )
-    for line in comparison_lines(manifest):
-        echo(line)
-    return manifest
+        measure = None
+    return export_front(supernet, task, archs, predictor, run_dir / "export", baselines=baselines, measure=measure,
+                        seed=seed, echo=echo)
 
 
 def stage_export(state: RunState, echo: Echo) -> str:
@@ -418,5 +439,5 @@ def run_pipeline(run_dir: Path, config: RunConfig | None, *, echo: Echo = print)
     return state
 
 
-__all__ = ["RunState", "STAGES", "open_run", "run_pipeline", "export_run", "search_run",
-           "build_problem"]
+__all__ = ["RunState", "STAGES", "build_problem", "export_front", "export_run", "open_run", "read_run",
+           "run_pipeline", "search_run"]

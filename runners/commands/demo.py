@@ -6,12 +6,14 @@ from pathlib import Path
 
 import typer
 
+from ..config import DEFAULT_SEED
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
         out: Path = typer.Option(Path("results/demo"), help="Folder for the exported ONNX files."),
-        seed: int = typer.Option(0, help="Seed for weights and the sampled architecture."),
+        seed: int = typer.Option(DEFAULT_SEED, help="Seed for weights and the sampled architecture."),
     ) -> None:
         """Smoke demo: supernet -> extract -> ONNX (fp32 and int8 layers) -> parity check."""
         from supernet import DEFAULT_SPACE, InputSpec, Supernet, arch_cost, export_onnx

@@ -7,9 +7,11 @@ from typing import Optional
 
 import typer
 
-from .._errors import UserInputError
+from .._errors import UserInputError, user_errors
+from ..config import DEFAULT_SEED, ExecutorSettings, ExportSettings, SearchSettings
 
 RUN_HELP = "Run folder (created if missing; an existing one is resumed)."
+_SEARCH, _EXECUTOR, _EXPORT = SearchSettings(), ExecutorSettings(), ExportSettings()
 
 
 def _echo(message: str) -> None:
@@ -21,8 +23,12 @@ def _split(text: Optional[str]) -> Optional[list[str]]:
 
 
 def _require_run(run: Path) -> None:
+    """A run folder must exist, and its run.json (when it has one) must be valid."""
+    from ..pipeline import read_run
+
     if not run.is_dir():
         raise UserInputError(f"run folder {run} does not exist")
+    read_run(run)
 
 
 def register(app: typer.Typer) -> None:
@@ -43,6 +49,9 @@ def register(app: typer.Typer) -> None:
         max_size_mb: Optional[float] = typer.Option(None, help="Model size budget (MB)."),
         executor: Optional[str] = typer.Option(None, help="local or ray."),
         ray_address: Optional[str] = typer.Option(None, help="Join this Ray cluster instead of starting one."),
+        finetune: Optional[bool] = typer.Option(None, "--finetune/--no-finetune",
+                                                help="Run the finetune stage (config: [finetune] enabled; "
+                                                     "default: off)."),
         seed: Optional[int] = typer.Option(None, help="Seed of every stage."),
     ) -> None:
         """The main job: train, profile, fit the latency predictor, search, export, report."""
@@ -52,7 +61,8 @@ def register(app: typer.Typer) -> None:
         flags = {"task.name": task, "task.options": parse_task_options(task_option), "train.epochs": epochs, "profile.device": device, "profile.samples": samples,
                  "search.algorithm": algorithm, "search.budget": budget, "search.objectives": _split(objectives),
                  "search.max_latency_ms": max_latency_ms, "search.max_size_mb": max_size_mb,
-                 "executor.kind": executor, "executor.ray_address": ray_address, "seed": seed}
+                 "executor.kind": executor, "executor.ray_address": ray_address, "finetune.enabled": finetune,
+                 "seed": seed}
         given = config is not None or any(v is not None for v in flags.values())
         if (run_dir / "run.json").exists() and not given:
             cfg = None  # resume with the stored settings
@@ -66,14 +76,14 @@ def register(app: typer.Typer) -> None:
     def search(
         run_dir: Path = typer.Option(..., "--run", help="Run folder holding supernet/ (from `hwnas train`)."),
         predictor: Path = typer.Option(..., help="Latency predictor (from `hwnas fit-predictor`)."),
-        objectives: str = typer.Option("accuracy,latency,size", help="Comma-separated objectives."),
-        algorithm: str = typer.Option("linas", help="Search algorithm."),
-        budget: int = typer.Option(100, help="Expensive evaluations (never exceeded)."),
+        objectives: str = typer.Option(",".join(_SEARCH.objectives), help="Comma-separated objectives."),
+        algorithm: str = typer.Option(_SEARCH.algorithm, help="Search algorithm."),
+        budget: int = typer.Option(_SEARCH.budget, help="Expensive evaluations (never exceeded)."),
         max_latency_ms: Optional[float] = typer.Option(None, help="Latency budget (predicted, ms)."),
         max_size_mb: Optional[float] = typer.Option(None, help="Model size budget (MB)."),
-        executor: str = typer.Option("local", help="local or ray."),
+        executor: str = typer.Option(_EXECUTOR.kind, help="local or ray."),
         ray_address: Optional[str] = typer.Option(None, help="Join this Ray cluster instead of starting one."),
-        seed: int = typer.Option(0, help="Seed."),
+        seed: int = typer.Option(DEFAULT_SEED, help="Seed."),
     ) -> None:
         """Search the run's supernet for the predictor's device; writes RUN/search/."""
         from ..config import RunConfig
@@ -84,15 +94,15 @@ def register(app: typer.Typer) -> None:
             "search.objectives": _split(objectives), "search.algorithm": algorithm, "search.budget": budget,
             "search.max_latency_ms": max_latency_ms, "search.max_size_mb": max_size_mb,
             "executor.kind": executor, "executor.ray_address": ray_address})
-        _validate_names(cfg)
+        _validate_names(cfg, task=False)  # the search uses the task the checkpoint was trained on
         typer.echo(search_run(run_dir, cfg, predictor, _echo))
 
     @app.command()
     def export(
         run_dir: Path = typer.Option(..., "--run", help="Run folder with a finished search."),
-        baselines: bool = typer.Option(True, help="Also export uniform hand-designed baselines."),
+        baselines: bool = typer.Option(_EXPORT.baselines, help="Also export uniform hand-designed baselines."),
         preset: Optional[str] = typer.Option(None, help="Measurement preset (default: the profile's protocol)."),
-        seed: int = typer.Option(0, help="Seed of the measurement order."),
+        seed: int = typer.Option(DEFAULT_SEED, help="Seed of the measurement order."),
     ) -> None:
         """Export the Pareto front to ONNX, re-measure latency, re-evaluate accuracy; write the manifest."""
         from ..pipeline import export_run
@@ -111,8 +121,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{kind}: {path}")
 
 
-def _validate_names(cfg) -> None:
-    """Fail on unknown task, device or algorithm names before any stage starts."""
+def _validate_names(cfg, *, task: bool = True) -> None:
+    """Fail on unknown task (with `task`), device or algorithm names before any stage starts."""
     import search
     from hwprofiles import get_device
 
@@ -121,12 +131,11 @@ def _validate_names(cfg) -> None:
     from ..pipeline import load_task
 
     name = cfg.task.name
-    if not name.startswith("npz:") and name not in task_names():
+    if task and not name.startswith("npz:") and name not in task_names():
         raise UserInputError(f"unknown task {name!r}; known: {task_names()} or npz:PATH")
-    load_task(cfg)  # bad task options fail here, before the run folder is made
-    try:
+    if task:
+        load_task(cfg)  # bad task options fail here, before the run folder is made
+    with user_errors():
         get_device(cfg.profile.device)
-    except ValueError as exc:
-        raise UserInputError(str(exc)) from None
     if cfg.search.algorithm not in search.algorithm_names():
         raise UserInputError(f"unknown search algorithm {cfg.search.algorithm!r}; known: {search.algorithm_names()}")

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .._errors import UserInputError
+from .._errors import user_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -25,12 +25,10 @@ def register(app: typer.Typer) -> None:
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            try:
+            with user_errors():
                 pred = LatencyPredictor.load(predictor)
                 prof = Profile.load(profile)
                 score = score_predictor(pred, prof, target=target)
-            except ValueError as exc:
-                raise UserInputError(str(exc)) from None
         typer.echo(f"predictor {predictor}: '{pred.name}' for device '{pred.device.name}' ({pred.device.backend}), "
                    f"fitted to {pred.target or 'an unrecorded statistic'}")
         typer.echo(f"profile {profile}: device '{prof.device.name}' ({prof.device.backend}), {score.n} subnets")
