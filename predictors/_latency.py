@@ -98,16 +98,44 @@ class LatencyPredictor:
 
     # ------------------------------------------------------------------ adaptation
     def adapt(self, archs: Sequence[Arch], latency_ms: np.ndarray, device: DeviceSpec | str, *,
-              shrinkage: float = 1.0, profile: dict[str, Any] | None = None) -> "LatencyPredictor":
-        """A predictor for `device` from this one and a few (k <= ~20) measurements there."""
-        from ._estimators import CalibratedPredictor
+              method: str = "transfer", block_costs: dict[str, float] | None = None, shrinkage: float | None = None,
+              residual: bool = True, seed: int = 0, profile: dict[str, Any] | None = None) -> "LatencyPredictor":
+        """A predictor for `device` from this one and a few (k <= ~20) measurements there.
 
-        base = self.estimator.base if isinstance(self.estimator, CalibratedPredictor) else self.estimator
-        calibrated = CalibratedPredictor(base=base, shrinkage=shrinkage)
-        calibrated.fit(self.features(archs), np.asarray(latency_ms, dtype=np.float64))
+        ``method="transfer"`` (default, see `predictors._transfer`): this predictor as the
+        prior, moved by the measurements, by `block_costs` (ms per block name, measured on
+        `device`; used when they cover every block of the space) and, with `residual`, by a
+        per-component residual shrunk towards this device's cost ratios; it can re-rank.
+        ``method="calibrated"``: one monotone map log y = a log p + b (never re-ranks).
+        """
+        from ._adapt import source_component_costs
+        from ._estimators import CalibratedPredictor
+        from ._transfer import TransferPredictor
+
+        y = np.asarray(latency_ms, dtype=np.float64)
         source = {"device": self.device.to_dict(), "profile": self.profile}
-        return LatencyPredictor(calibrated, self.schema, self.groups, get_device(device),
-                                profile=profile or {"adapted_from": source, "n_rows": len(archs)})
+        if self.target is not None:
+            source["target"] = self.target
+        meta = profile or {"adapted_from": source, "n_rows": len(archs)}
+        if method == "calibrated":
+            base = self.estimator.base if isinstance(self.estimator, CalibratedPredictor) else self.estimator
+            calibrated = CalibratedPredictor(base=base, shrinkage=1.0 if shrinkage is None else shrinkage).fit(self.features(archs), y)
+            return LatencyPredictor(calibrated, self.schema, self.groups, get_device(device), profile=meta)
+        if method != "transfer":
+            raise ValueError(f"adaptation method must be one of ('transfer', 'calibrated'), got {method!r}")
+        groups: tuple[str, ...] = self.groups
+        prior = costs = None
+        if residual:
+            prior, groups = source_component_costs(self, seed=seed), (*groups, "components")
+        names = self.schema.names(["blocks"])
+        if block_costs and all(n in block_costs for n in names):
+            costs, groups = np.array([float(block_costs[n]) for n in names]), (*groups, "blocks")
+        estimator = TransferPredictor(base=self.estimator, n_base_columns=len(self.schema.names(self.groups)),
+                                      prior_costs=prior, block_costs=costs,
+                                      shrinkage=0.01 if shrinkage is None else shrinkage)
+        adapted = LatencyPredictor(estimator, self.schema, groups, get_device(device), profile=meta)
+        estimator.fit(adapted.features(archs), y)
+        return adapted
 
     # ------------------------------------------------------------------ persistence
     def to_header(self) -> dict[str, Any]:

@@ -31,6 +31,8 @@ def _make(name: str, X: np.ndarray, y: np.ndarray) -> Estimator:
         return get_predictor(name, n_lut_columns=4)  # the non-negative columns first
     if name == "calibrated":
         return get_predictor(name, base=get_predictor("ridge", target="log").fit(X, y))
+    if name == "transfer":  # a base on the whole table, nothing else: the table of another space adapts too
+        return get_predictor(name, base=get_predictor("ridge", target="log").fit(X, y), n_base_columns=X.shape[1])
     return get_predictor(name)
 
 

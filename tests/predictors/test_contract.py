@@ -23,11 +23,15 @@ def _make(name: str) -> Estimator:
     if name == "calibrated":
         X, y = _data()
         return get_predictor(name, base=get_predictor("ridge").fit(X, y))
+    if name == "transfer":  # base on the first 5 columns, a residual over the other 3
+        X, y = _data()
+        return get_predictor(name, base=get_predictor("ridge").fit(X[:, :5], y), n_base_columns=5,
+                             prior_costs=[0.05, 0.1, 0.15])
     return get_predictor(name)
 
 
 def test_registry_lists_the_predictors():
-    assert {"lut", "ridge", "gbt", "mlp", "hybrid", "calibrated"} <= set(predictor_names())
+    assert {"lut", "ridge", "gbt", "mlp", "hybrid", "calibrated", "transfer"} <= set(predictor_names())
     with pytest.raises(ValueError, match="unknown predictor 'svm'; known: \\['lut'"):
         get_predictor("svm")
 

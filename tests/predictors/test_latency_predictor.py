@@ -87,9 +87,11 @@ def test_few_sample_adaptation(tiny_space, tiny_spec, tmp_path):
     y_a = 0.02 + comps @ rng.uniform(0.01, 0.1, comps.shape[1])
     y_b = 1.7 * y_a**0.9  # another device: slower, compressed range
     source = build_predictor("ridge", schema, "cpu").fit_archs(archs[:100], y_a[:100])
-    adapted = source.adapt(archs[100:110], y_b[100:110], "cpu-2t")
+    adapted = source.adapt(archs[100:110], y_b[100:110], "cpu-2t", method="calibrated")
     assert adapted.device.name == "cpu-2t" and adapted.name == "calibrated"
     assert within(y_b[:100], adapted.predict_archs(archs[:100]), 0.10) >= 0.95
+    transferred = source.adapt(archs[100:110], y_b[100:110], "cpu-2t")  # the default: can re-rank, need not
+    assert transferred.name == "transfer" and within(y_b[:100], transferred.predict_archs(archs[:100]), 0.10) >= 0.9
     assert within(y_b[:100], source.predict_archs(archs[:100]), 0.10) < 0.5
     loaded = LatencyPredictor.load(adapted.save(tmp_path / "adapted.st"), device="cpu-2t")
     np.testing.assert_allclose(loaded.predict_archs(archs), adapted.predict_archs(archs))

@@ -1,0 +1,145 @@
+"""Few-shot transfer of a fitted latency estimator to a new device: ``transfer``.
+
+The source device's estimator is the prior; a few measurements on the new device (and,
+optionally, that device's measured block costs) move it. Two stages, both fitted on the
+k new-device latencies y (ms):
+
+1. log y = c + a * log base(x) + b * log B(x), where B(x) = counts(x) @ block_costs is the
+   new device's sum of measured block costs (no b term without block costs). (a, b) are
+   shrunk towards (1, 0) without blocks and (0.5, 0.5) with them, by `shrinkage`, so a
+   handful of points cannot swing them. The block term is what re-ranks across devices
+   whose costs differ in ratio (int8 and attention cheap on one runtime, dear on another).
+2. A residual over per-component shares: y = f1(x) * (1 + sum_j d_j * s_j(x)), where
+   s_j(x) = n_j(x) * prior_j / sum_i n_i(x) * prior_i is the share of the source latency
+   that component j takes (`prior_costs`: the source device's per-component costs). d_j
+   is component j's relative cost change on the new device (ridge, shrunk towards 0:
+   the source's ratios). Its penalty is chosen by leave-one-out error over `alphas`,
+   including "no residual", so with few or uninformative points it switches itself off.
+
+Why this form (benchmarks/latency_predictors.md; figures taken on this 2-core machine
+under load, cpu source fitted on 500 subnets, 20 new-device subnets, ~40 held out, min_ms):
+the monotone map (``calibrated``) cannot re-rank: torch-cpu 0.11 within ±10%, tau 0.62;
+seq_len 64: 0.55 / 0.85. The component residual alone re-ranks where the cost ratios
+change moderately (seq_len 64: 0.95 / 0.93) but not for torch-cpu (0.03 / 0.62), whose
+per-operator costs differ too much for 20 points to learn. Blocks measured on the new
+device (~30 s) carry those ratios: stage 1 reaches 0.95 / 0.94 on torch-cpu and
+0.92 / 0.97 on seq_len 64.
+
+X = [base columns (`n_base_columns`) | residual counts (len(prior_costs)) | block counts
+(len(block_costs))]; the last two parts are present only when their costs are given.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._base import Estimator, register
+
+_ALPHAS = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+_TINY_MS = 1e-9
+
+
+def _costs(value: Any, name: str) -> np.ndarray | None:
+    if value is None:
+        return None
+    costs = np.asarray(value, dtype=np.float64)
+    if costs.ndim != 1 or costs.size == 0 or not np.all(np.isfinite(costs)) or np.any(costs < 0):
+        raise ValueError(f"{name} must be a non-empty 1-d sequence of non-negative costs (ms), got {value!r}")
+    return costs
+
+
+def _loo_ridge(S: np.ndarray, r: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
+    """Ridge without intercept of r on S: (coef, mean absolute leave-one-out error)."""
+    G = S.T @ S + alpha * np.eye(S.shape[1])
+    coef = np.linalg.solve(G, S.T @ r)
+    hat = np.einsum("ij,ji->i", S, np.linalg.solve(G, S.T))
+    loo = (r - S @ coef) / np.maximum(1.0 - hat, 1e-6)
+    return coef, float(np.mean(np.minimum(np.abs(loo), 1.0)))
+
+
+@register
+class TransferPredictor(Estimator):
+    """A fitted `base` estimator moved to a new device by a few measurements (see the module docstring)."""
+
+    name = "transfer"
+
+    def __init__(self, *, base: Estimator, n_base_columns: int,
+                 prior_costs: Sequence[float] | np.ndarray | None = None,
+                 block_costs: Sequence[float] | np.ndarray | None = None, shrinkage: float = 0.01,
+                 alphas: Sequence[float] = _ALPHAS) -> None:
+        self.base, self.n_base_columns, self.prior_costs = base, n_base_columns, prior_costs
+        self.block_costs, self.shrinkage, self.alphas = block_costs, shrinkage, alphas
+
+    # ------------------------------------------------------------------ parts of X
+    def _parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        prior, blocks = _costs(self.prior_costs, "prior_costs"), _costs(self.block_costs, "block_costs")
+        nb = self.n_base_columns
+        m = 0 if prior is None else prior.size
+        width = nb + m + (0 if blocks is None else blocks.size)
+        if X.shape[1] != width:
+            raise ValueError(f"X must have {width} columns (base {nb}, residual {m}, blocks "
+                             f"{0 if blocks is None else blocks.size}), got {X.shape[1]}")
+        residual = None if prior is None else X[:, nb:nb + m] * prior
+        block_sum = None if blocks is None else X[:, nb + m:] @ blocks
+        return X[:, :nb], residual, block_sum
+
+    def _stage1_features(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        Xb, residual, block_sum = self._parts(X)
+        G = [np.log(self.base.predict(Xb))]
+        if block_sum is not None:
+            G.append(np.log(np.maximum(block_sum, _TINY_MS)))
+        shares = None
+        if residual is not None:
+            total = residual.sum(axis=1, keepdims=True)
+            shares = residual / np.where(total > 0, total, 1.0)
+        return np.column_stack(G), shares
+
+    # ------------------------------------------------------------------ fit / predict
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "TransferPredictor":
+        if not isinstance(self.base, Estimator) or not self.base.is_fitted():
+            raise ValueError(f"base must be a fitted estimator, got {self.base!r}")
+        nb = self.n_base_columns
+        if isinstance(nb, bool) or not isinstance(nb, int) or nb <= 0:
+            raise ValueError(f"n_base_columns must be a positive integer, got {nb!r}")
+        if isinstance(self.shrinkage, bool) or not isinstance(self.shrinkage, (int, float)) or self.shrinkage < 0:
+            raise ValueError(f"shrinkage must be a non-negative number, got {self.shrinkage!r}")
+        alphas = tuple(self.alphas)
+        if not alphas or any(isinstance(a, bool) or not isinstance(a, (int, float)) or a <= 0 for a in alphas):
+            raise ValueError(f"alphas must be a non-empty sequence of positive numbers, got {self.alphas!r}")
+        X, y = self._check_xy(X, y)
+        G, shares = self._stage1_features(X)
+        t = np.log(y)
+        # Stage 1: ridge on centred log features, pulled towards the prior slopes.
+        prior = np.array([1.0]) if G.shape[1] == 1 else np.array([0.5, 0.5])
+        gm, tm = G.mean(axis=0), t.mean()
+        Gc = G - gm
+        self.slopes_ = np.linalg.solve(Gc.T @ Gc + self.shrinkage * np.eye(G.shape[1]),
+                                       Gc.T @ (t - tm) + self.shrinkage * prior)
+        self.offset_ = float(tm - gm @ self.slopes_)
+        # Stage 2: relative residual over component shares, penalty by leave-one-out error.
+        self.deltas_ = np.zeros(0 if shares is None else shares.shape[1])
+        self.alpha_ = float("inf")
+        if shares is not None and len(y) >= 3:
+            r = y / np.exp(G @ self.slopes_ + self.offset_) - 1.0
+            best = float(np.mean(np.minimum(np.abs(r), 1.0)))  # no residual: every point's own error
+            for alpha in alphas:
+                coef, err = _loo_ridge(shares, r, float(alpha))
+                if err < best:
+                    best, self.deltas_, self.alpha_ = err, coef, float(alpha)
+        # Floor: half the fastest measurement here, at most the base's floor mapped by stage 1.
+        self._learn_floor(y)
+        base_floor = getattr(self.base, "floor_", None)
+        if base_floor is not None and G.shape[1] == 1:
+            self.floor_ = min(self.floor_, float(np.exp(self.slopes_[0] * np.log(base_floor) + self.offset_)))
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        X = self._check_predict(X)
+        G, shares = self._stage1_features(X)
+        out = np.exp(G @ self.slopes_ + self.offset_)
+        if shares is not None and self.deltas_.size:
+            out = out * np.maximum(1.0 + shares @ self.deltas_, 0.5)  # a residual never more than halves
+        return self._clip(out)
