@@ -30,7 +30,7 @@ app = typer.Typer(
 # Command modules, each with `register(app)`; later stages append theirs here.
 COMMAND_MODULES = ["runners.commands.demo", "runners.commands.pipeline", "runners.commands.profile",
                    "runners.commands.predictor", "runners.commands.score", "runners.commands.train",
-                   "runners.commands.finetune"]
+                   "runners.commands.finetune", "runners.commands.adapt"]
 
 
 def _version(value: bool) -> None:
