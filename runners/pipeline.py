@@ -280,6 +280,8 @@ def search_run(run_dir: Path, config: RunConfig, predictor_path: Path, echo: Ech
                                num_workers=config.executor.num_cpus, num_cpus=config.executor.num_cpus)
     try:
         problem = build_problem(config, predictor, supernet, task, executor)
+        with user_errors():
+            search.check_feasible(problem)  # an impossible budget fails before anything is written
         atomic_write_json(run_dir / "search" / "search.json", {
             "predictor": str(Path(predictor_path).resolve()), "algorithm": config.search.algorithm,
             "budget": config.search.budget, "seed": config.seed, "objectives": list(config.search.objectives),

@@ -56,18 +56,20 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The main job: train, profile, fit the latency predictor, search, export, report."""
         from ..config import load_config, parse_task_options
-        from ..pipeline import open_run, run_pipeline
+        from ..pipeline import open_run, read_run, run_pipeline
 
         flags = {"task.name": task, "task.options": parse_task_options(task_option), "train.epochs": epochs, "profile.device": device, "profile.samples": samples,
                  "search.algorithm": algorithm, "search.budget": budget, "search.objectives": _split(objectives),
                  "search.max_latency_ms": max_latency_ms, "search.max_size_mb": max_size_mb,
                  "executor.kind": executor, "executor.ray_address": ray_address, "finetune.enabled": finetune,
                  "seed": seed}
-        given = config is not None or any(v is not None for v in flags.values())
-        if (run_dir / "run.json").exists() and not given:
+        stored = read_run(run_dir)
+        if stored is not None and config is None and all(v is None for v in flags.values()):
             cfg = None  # resume with the stored settings
         else:
-            cfg = load_config(config).with_overrides(**flags)
+            # flags override the --config file, else the stored run's settings, else the defaults
+            base = stored.config if stored is not None and config is None else load_config(config)
+            cfg = base.with_overrides(**flags)
             _validate_names(cfg)
         state = open_run(run_dir, cfg)
         run_pipeline(state.run_dir, state.config, echo=_echo)
