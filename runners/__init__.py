@@ -6,8 +6,8 @@ The Python API of the main job: `RunConfig` / `load_config` (settings), `run_pip
 input). Names load on first use, so `hwnas --help` stays quick.
 """
 
-from importlib import import_module
-from typing import Any
+from importlib import import_module as _import_module
+from typing import Any as _Any
 
 __version__ = "0.1.0"
 
@@ -41,7 +41,7 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     if name in _LAZY:
-        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        return getattr(_import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'runners' has no attribute {name!r}")
