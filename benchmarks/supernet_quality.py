@@ -45,11 +45,16 @@ TWIN_SEEDS = (1000, 2000)  # initialisation seeds of the two standalone twins
 VARIANTS: dict[str, dict[str, Any]] = {
     "shared, first-choice sandwich (old default)": {"attention_weights": "shared", "sandwich_choices": "first"},
     "shared, random-choice sandwich": {"attention_weights": "shared", "sandwich_choices": "random"},
-    "per-type Q/K/V/O, first-choice sandwich": {"sandwich_choices": "first"},
-    "per-type Q/K/V/O, random-choice sandwich (default)": {},
-    "per-type, random sandwich, k_random 4": {"k_random": 4},
-    "per-type, random sandwich, 2x epochs": {"epochs_factor": 2},
-    "default supernet + 40-step fine-tune per subnet before scoring": {"tune_steps": 40, "base": 3},
+    "per-type Q/K/V/O, first-choice sandwich": {"attention_weights": "per_type", "sandwich_choices": "first"},
+    "per-type Q/K/V/O, random-choice sandwich": {"attention_weights": "per_type", "sandwich_choices": "random"},
+    "per-type, random sandwich, k_random 4": {"attention_weights": "per_type", "sandwich_choices": "random",
+                                              "k_random": 4},
+    "per-type, random sandwich, 2x epochs": {"attention_weights": "per_type", "sandwich_choices": "random",
+                                             "epochs_factor": 2},
+    "per-type, random sandwich + 40-step fine-tune per subnet before scoring": {"tune_steps": 40, "base": 3},
+    "shared, random sandwich + 40-step fine-tune per subnet before scoring": {"tune_steps": 40, "base": 1},
+    "shared, sandwich of first-choice largest (teacher) + random-choice largest and smallest":
+        {"attention_weights": "shared", "sandwich_choices": "both"},
 }
 
 

@@ -103,6 +103,8 @@ def _subnets_for_step(space: SearchSpace, config: TrainConfig, rng: np.random.Ge
     extremes = [space.largest(), space.smallest()]
     if config.sandwich_choices == "random":
         extremes = [space.redraw(a, ("attention", "quant"), rng) for a in extremes]
+    elif config.sandwich_choices == "both":  # the first-choice largest stays the teacher
+        extremes = [extremes[0], *(space.redraw(a, ("attention", "quant"), rng) for a in extremes)]
     return [*extremes, *(space.sample(rng) for _ in range(config.k_random))]
 
 

@@ -8,14 +8,14 @@ from typing import Any
 
 ATTENTION_WEIGHTS = ("shared", "per_type")
 
-SANDWICH_CHOICES = ("random", "first")
+SANDWICH_CHOICES = ("random", "first", "both")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Settings of one supernet (or standalone subnet) training run."""
 
-    epochs: int = 20
+    epochs: int = 5  # the default task (mnist1d, 6,000 training examples): 940 updates of batch 32
     batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 0.05
@@ -26,7 +26,8 @@ class TrainConfig:
     distill: bool = True  # non-largest subnets also learn the largest's soft predictions
     # Attention and quantization of the sandwich's largest and smallest subnets: "random" draws
     # them per layer at every step, so every type and policy trains at the extremes (and the
-    # teacher is not always all-softmax fp32); "first" keeps the space's first choices.
+    # teacher is not always all-softmax fp32); "first" keeps the space's first choices; "both"
+    # keeps the first-choice largest as the teacher and adds a random-choice largest beside it.
     sandwich_choices: str = "random"
     attention_weights: str = "per_type"  # Q/K/V/O per attention type, or "shared" by all types
     seed: int = 0

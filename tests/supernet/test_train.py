@@ -289,3 +289,12 @@ def test_tune_briefly_moves_an_inherited_subnet(tiny_space):
     assert not tuned.training and not _same_weights(tuned, before)
     with pytest.raises(ValueError, match="steps must be a non-negative integer, got -1"):
         tune_briefly(net.extract(arch), task, steps=-1)
+
+
+def test_both_sandwich_keeps_the_first_choice_teacher(tiny_space):
+    from supernet.train import _subnets_for_step
+
+    archs = _subnets_for_step(tiny_space, TrainConfig(sandwich_choices="both", k_random=1), np.random.default_rng(0))
+    assert len(archs) == 4 and archs[0] == tiny_space.largest()
+    assert archs[1].embed_dim == archs[0].embed_dim and archs[1].depth == archs[0].depth
+    assert archs[2].embed_dim == tiny_space.smallest().embed_dim
