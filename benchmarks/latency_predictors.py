@@ -4,12 +4,22 @@ the repeatability ceiling, profiling time, and few-sample adaptation to other se
 One profile of `--total` subnets (default 500) of the default space on the digits input
 shape; a fixed held-out set of `--held-out` random subnets (default 100, never trained
 on); training sets are prefixes of the rest (coverage subnets first) of sizes `--sizes`.
-Adaptation: the best cpu predictor, recalibrated with k measurements of `cpu-2t`
-(onnxruntime, 2 threads) and `torch-cpu` (torch eager, 1 thread), scored on the same
-held-out subnets measured there. Writes benchmarks/results/latency_predictors.{json,md}.
+Adaptation (monotone recalibration, kept for comparison with earlier runs): the best cpu
+predictor, recalibrated with k measurements of `cpu-2t` (onnxruntime, 2 threads) and
+`torch-cpu` (torch eager, 1 thread), scored on the same held-out subnets measured there.
 
-    .venv/bin/python benchmarks/latency_predictors.py            # ~15 minutes
-    .venv/bin/python benchmarks/latency_predictors.py --total 60 --held-out 20 --sizes 20,40 --quick
+Adaptation between every ordered pair of `--devices` (cpu, cpu-2t, torch-cpu and two
+device TOMLs: batch 4, and sequence length 64): each device is profiled on the first
+`--pair-train` training subnets, the held-out set and its blocks; its full-profile
+predictor (min_ms) is the source. For each pair the source picks 20 subnets
+(`predictors.adaptation_archs`), measured on the target; k = 5, 10, 20 of them (prefixes)
+adapt it (`transfer` with the target's blocks, `transfer` without, `calibrated`), and the
+same k fit predictors from scratch (lookup table on the target's blocks, ridge). Everything
+is scored on the target's held-out subnets next to the target's own full-profile predictor.
+Writes benchmarks/results/latency_predictors.{json,md} and latency_predictors_pairs.csv.
+
+    .venv/bin/python benchmarks/latency_predictors.py            # ~60 minutes, on an idle machine
+    .venv/bin/python benchmarks/latency_predictors.py --total 60 --held-out 20 --sizes 20,40 --pair-train 30 --quick
 """
 
 from __future__ import annotations
@@ -28,9 +38,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hwprofiles import MeasureConfig, coverage_archs, fingerprint, get_device, profile_device, sample_profile_archs
-from predictors import (DEFAULT_NAMES, FeatureSchema, build_predictor, compare_predictors, kendall_tau,
-                        latency_metrics, within)
+from hwprofiles import (DeviceSpec, MeasureConfig, coverage_archs, fingerprint, get_device, profile_device,
+                        sample_profile_archs)
+from predictors import (DEFAULT_NAMES, FeatureSchema, adaptation_archs, block_costs_of, build_predictor,
+                        compare_predictors, kendall_tau, latency_metrics, within)
 from supernet import DEFAULT_SPACE
 from supernet.tasks import get_task
 
@@ -49,6 +60,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--work", type=Path, default=None, help="profiles folder (default: a temp folder)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--devices", default="cpu,cpu-2t,torch-cpu,cpu-b4,cpu-s64",
+                        help="devices of the pairwise adaptation table (cpu-b4, cpu-s64: TOMLs written to --work)")
+    parser.add_argument("--pair-train", type=int, default=200, help="subnets of each device's full profile")
     parser.add_argument("--refit", action="store_true",
                         help="profiles in --work are complete: refit only, keep the recorded start time and load")
     args = parser.parse_args()
@@ -160,7 +174,7 @@ def main() -> None:
                 adapted, scratch = [], []
                 for d in draws:
                     pool = [target_archs[i] for i in d]
-                    pred = source.adapt(pool, y_pool[d], prof.device).predict_archs(test[0])
+                    pred = source.adapt(pool, y_pool[d], prof.device, method="calibrated").predict_archs(test[0])
                     adapted.append((within(y_test, pred, 0.10), kendall_tau(y_test, pred),
                                     latency_metrics(y_test, pred)["mape"]))
                     own = build_predictor("lut", schema, prof.device).fit_archs(pool, y_pool[d]).predict_archs(test[0])
@@ -175,6 +189,11 @@ def main() -> None:
                 f"k={k}: ±10% {row[f'k{k}']['within_10']:.3f} tau {row[f'k{k}']['kendall_tau']:.3f}"
                 for k in (5, 10, 20) if f"k{k}" in row), flush=True)
     report["adaptation"] = adaptation
+
+    # ------------------------------------------------------------------ adaptation between every pair
+    pairs_df = pair_table(args, schema, archs, train_idx, test_idx, config, work, cache)
+    report["pairs"] = json.loads(pairs_df.to_json(orient="records"))
+    report["pair_devices"] = pairs_df.attrs
 
     # ------------------------------------------------------------------ fast preset (the main job's profile)
     if args.fast_samples:
@@ -197,6 +216,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latency_predictors.json").write_text(json.dumps(report, indent=1, default=float))
     curve_df.to_csv(args.out / "latency_predictors_curve.csv", index=False)
+    pairs_df.to_csv(args.out / "latency_predictors_pairs.csv", index=False)
     (args.out / "latency_predictors.md").write_text(markdown(report, curve_df))
     if not args.quick:  # keep the cpu profile (parquet + JSON) next to the figures
         keep = args.out / "profile-cpu"
@@ -205,6 +225,115 @@ def main() -> None:
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
     print((args.out / "latency_predictors.md").read_text())
+
+
+EXTRA_DEVICES = {  # device TOMLs: another batch size, another sequence length
+    "cpu-b4": '[device]\nname = "cpu-b4"\nbackend = "ort-cpu"\nthreads = 1\nbatch = 4\n',
+    "cpu-s64": '[device]\nname = "cpu-s64"\nbackend = "ort-cpu"\nthreads = 1\nbatch = 1\nseq_len = 64\n',
+}
+PAIR_KS = (5, 10, 20)
+GOAL = {"within_10": 0.95, "kendall_tau": 0.9}  # at k = 20 on the held-out subnets
+
+
+def _pair_device(name: str, work: Path) -> DeviceSpec:
+    if name in EXTRA_DEVICES:
+        path = work / f"{name}.toml"
+        path.write_text(EXTRA_DEVICES[name])
+        return get_device(path)
+    return get_device(name)
+
+
+def _full_predictor(schema: FeatureSchema, device: DeviceSpec, archs: list, y: np.ndarray, seed: int):
+    """The device's own predictor: the best of the default estimators on an inner 75/25 split, refitted on all."""
+    cut = int(0.75 * len(archs))
+    order = np.random.default_rng(seed).permutation(len(archs))
+    fit_i, val_i = order[:cut], order[cut:]
+    pick = lambda idx: ([archs[i] for i in idx], y[idx])  # noqa: E731
+    _, table = compare_predictors(schema, device, pick(fit_i), pick(val_i), names=DEFAULT_NAMES, seed=seed)
+    name = table.sort_values(["within_10", "mape"], ascending=[False, True]).iloc[0]["predictor"]
+    pred = build_predictor(name, schema, device, seed=seed, profile={"target": "min_ms"})
+    return pred.fit_archs(archs, y)
+
+
+def pair_table(args, schema, archs, train_idx, test_idx, config, work: Path, cache: Path) -> pd.DataFrame:
+    """Adaptation between every ordered pair of `args.devices` (see the module docstring); one row per pair, k, method."""
+    devices = {n: _pair_device(n, work) for n in args.devices.split(",")}
+    train = [archs[i] for i in train_idx[: args.pair_train]]
+    test = [archs[i] for i in test_idx]
+    profiles, full, blocks = {}, {}, {}
+    for name, dev in devices.items():
+        profiles[name] = profile_device(dev, schema.space, schema.spec, n_samples=len(train) + len(test),
+                                        archs=train + test, out_dir=work / name, seed=args.seed, blocks=True,
+                                        config=config, onnx_cache=cache, repeat_fraction=0.1, progress=True)
+        got = dict(zip(profiles[name].table["arch"], profiles[name].latency("min_ms")))
+        full[name] = _full_predictor(schema, dev, train, np.array([got[a.to_json()] for a in train]), args.seed)
+        blocks[name] = block_costs_of(profiles[name], "min_ms")
+    picks = {name: adaptation_archs(full[name], max(PAIR_KS), seed=args.seed) for name in devices}
+    for name, dev in devices.items():  # every source's picks, measured on every other device
+        extra = list(dict.fromkeys(a for src, chosen in picks.items() if src != name for a in chosen))
+        profiles[name] = profile_device(dev, schema.space, schema.spec, n_samples=len(extra), archs=extra,
+                                        out_dir=work / name, seed=args.seed, blocks=True, config=config,
+                                        onnx_cache=cache, repeat_fraction=0.0, progress=True)
+    rows = []
+    for tgt, dev in devices.items():
+        got = dict(zip(profiles[tgt].table["arch"], profiles[tgt].latency("min_ms")))
+        y_test = np.array([got[a.to_json()] for a in test])
+        ceiling = profiles[tgt].repeatability_of("min_ms")
+        base_row = {"target": tgt, "n_test": len(test), "ceiling_within_10": ceiling.within_10 if ceiling else None,
+                    "block_seconds": float(profiles[tgt].meta["seconds"].get("blocks", 0.0))}
+        rows.append({**base_row, "source": "-", "k": args.pair_train, "method": f"full profile ({full[tgt].name})",
+                     **latency_metrics(y_test, full[tgt].predict_archs(test))})
+        for src in devices:
+            if src == tgt:
+                continue
+            chosen = picks[src]
+            y_chosen = np.array([got[a.to_json()] for a in chosen])
+            corr = kendall_tau(y_test, full[src].predict_archs(test))
+            for k in PAIR_KS:
+                pool, y_pool = chosen[:k], y_chosen[:k]
+                methods = {
+                    "transfer": full[src].adapt(pool, y_pool, dev, block_costs=blocks[tgt], seed=args.seed),
+                    "transfer (no blocks)": full[src].adapt(pool, y_pool, dev, seed=args.seed),
+                    "calibrated": full[src].adapt(pool, y_pool, dev, method="calibrated"),
+                    "scratch lut+blocks": build_predictor("lut", schema, dev, block_costs=blocks[tgt]).fit_archs(
+                        pool, y_pool),
+                    "scratch ridge": build_predictor("ridge", schema, dev).fit_archs(pool, y_pool),
+                }
+                for method, pred in methods.items():
+                    rows.append({**base_row, "source": src, "k": k, "method": method, "source_tau": corr,
+                                 **latency_metrics(y_test, pred.predict_archs(test))})
+            t = rows[-5]
+            print(f"{src} -> {tgt}: transfer k=20 ±10% {t['within_10']:.3f} tau {t['kendall_tau']:.3f} "
+                  f"(source ranking tau {corr:.3f})", flush=True)
+    out = pd.DataFrame(rows)
+    out.attrs = {n: d.to_dict() for n, d in devices.items()}
+    return out
+
+
+def pairs_markdown(report: dict) -> list[str]:
+    pairs = pd.DataFrame(report["pairs"])
+    lines = ["", "## Adaptation between devices (k subnet measurements on the new device)", "",
+             f"Held-out: {int(pairs['n_test'].iloc[0])} subnets measured on each target (never fitted on); "
+             f"statistic min_ms. `transfer` also uses the target's blocks (time in the last column). Goal at "
+             f"k = 20: ±10% >= {GOAL['within_10']:.2f} and tau >= {GOAL['kendall_tau']:.2f}. Cells: ±10% / tau.", "",
+             "| source -> target | source tau | transfer k=5 | k=10 | k=20 | goal | no blocks k=20 | calibrated k=20 "
+             "| scratch lut+blocks k=5 / 20 | scratch ridge k=20 | full profile | ceiling ±10% | blocks s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    cell = lambda r: f"{r['within_10']:.2f} / {r['kendall_tau']:.2f}"  # noqa: E731
+    for (src, tgt), g in pairs[pairs["source"] != "-"].groupby(["source", "target"], sort=False):
+        at = lambda method, k: g[(g["method"] == method) & (g["k"] == k)].iloc[0]  # noqa: E731
+        best = at("transfer", 20)
+        ok = best["within_10"] >= GOAL["within_10"] and best["kendall_tau"] >= GOAL["kendall_tau"]
+        own = pairs[(pairs["target"] == tgt) & (pairs["source"] == "-")].iloc[0]
+        ceiling = "-" if own["ceiling_within_10"] is None or pd.isna(own["ceiling_within_10"]) \
+            else f"{own['ceiling_within_10']:.2f}"
+        lines.append(f"| {src} -> {tgt} | {best['source_tau']:.2f} | {cell(at('transfer', 5))} | "
+                     f"{cell(at('transfer', 10))} | {cell(best)} | {'yes' if ok else 'no'} | "
+                     f"{cell(at('transfer (no blocks)', 20))} | {cell(at('calibrated', 20))} | "
+                     f"{at('scratch lut+blocks', 5)['within_10']:.2f} / {cell(at('scratch lut+blocks', 20))} | "
+                     f"{cell(at('scratch ridge', 20))} | {cell(own)} ({own['method'].split('(')[-1].rstrip(')')}, "
+                     f"k={int(own['k'])}) | {ceiling} | {own['block_seconds']:.0f} |")
+    return lines
 
 
 def markdown(report: dict, curve: pd.DataFrame) -> str:
@@ -229,7 +358,7 @@ def markdown(report: dict, curve: pd.DataFrame) -> str:
             lines.append(f"| {r.n_samples} | {r.profiling_minutes:.1f} | {r.predictor} | {r.within_10:.3f} | "
                          f"{r.within_5:.3f} | {r.mape:.2f} | {r.kendall_tau:.3f} | {r.spearman:.3f} |")
         lines.append("")
-    lines += ["", "## Few-sample adaptation (k measurements of the new device)", "",
+    lines += ["", "## Monotone recalibration (`calibrated`, the earlier adaptation; k measurements of the new device)", "",
               "| device | statistic | source | ceiling ±10% | unadapted ±10% / tau | k=5 ±10% / tau | k=10 | k=20 | LUT from scratch k=5 / 10 / 20 ±10% |",
               "|---|---|---|---|---|---|---|---|---|"]
     for a in report["adaptation"]:
@@ -239,6 +368,8 @@ def markdown(report: dict, curve: pd.DataFrame) -> str:
         ceiling = a["repeatability"]["within_10"] if a["repeatability"] else float("nan")
         lines.append(f"| {a['device']} | {a['target']} | {a['source']} (cpu) | {ceiling:.3f} | {a['unadapted']['within_10']:.3f} / "
                      f"{a['unadapted']['kendall_tau']:.3f} | " + " | ".join(cells) + f" | {scratch} |")
+    if report.get("pairs"):
+        lines += pairs_markdown(report)
     if "fast_preset" in report:
         f = report["fast_preset"]
         frep = f["repeatability"] or {}
