@@ -33,17 +33,12 @@ def _pool(predictor: "LatencyPredictor", seed: int) -> list[Arch]:
     rng = np.random.default_rng([seed, 17])
     out = list(coverage_archs(space, seed))
     seen = set(out)
-    for _ in range(_POOL if space.size > _POOL else 0):
+    draws = _POOL if space.size > _POOL else 20 * space.size  # a small space: (almost) every member
+    for _ in range(draws):
         arch = space.sample(rng)
         if arch not in seen:
             seen.add(arch)
             out.append(arch)
-    if space.size <= _POOL:  # a tiny space: every member is a candidate
-        for _ in range(20 * space.size):
-            arch = space.sample(rng)
-            if arch not in seen:
-                seen.add(arch)
-                out.append(arch)
     return out
 
 
