@@ -142,10 +142,8 @@ class FinetuneSettings:
         """The one recipe of every fine-tuned and standalone model: `base` (the supernet's
         training config) with this section's settings, on the CPU; raises UserInputError."""
         overrides = {name: getattr(self, name) for name in _FINETUNE_RECIPE if getattr(self, name) is not None}
-        try:
+        with user_errors("bad finetune setting: ", catch=(TypeError, ValueError)):
             return replace(base, **overrides, device="cpu")
-        except (TypeError, ValueError) as exc:
-            raise UserInputError(f"bad finetune setting: {exc}") from None
 
 
 _FINETUNE_RECIPE = ("epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "grad_clip")
