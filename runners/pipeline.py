@@ -260,6 +260,12 @@ def build_problem(config: RunConfig, predictor, supernet, task, executor=None):
     return search.SearchProblem(space, objectives, constraints)
 
 
+def _stored_path(path: Path, run_dir: Path) -> str:
+    """`path` relative to the run folder when inside it (the folder stays movable), else absolute."""
+    path, run_dir = Path(path).resolve(), Path(run_dir).resolve()
+    return str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path)
+
+
 def search_run(run_dir: Path, config: RunConfig, predictor_path: Path, echo: Echo) -> str:
     """Search for a run folder (also the body of `hwnas search`)."""
     import search
@@ -283,7 +289,7 @@ def search_run(run_dir: Path, config: RunConfig, predictor_path: Path, echo: Ech
         with user_errors():
             search.check_feasible(problem)  # an impossible budget fails before anything is written
         atomic_write_json(run_dir / "search" / "search.json", {
-            "predictor": str(Path(predictor_path).resolve()), "algorithm": config.search.algorithm,
+            "predictor": _stored_path(predictor_path, run_dir), "algorithm": config.search.algorithm,
             "budget": config.search.budget, "seed": config.seed, "objectives": list(config.search.objectives),
             "max_latency_ms": config.search.max_latency_ms, "max_size_mb": config.search.max_size_mb,
             "executor": config.executor.kind, "task": task.record(),
@@ -363,7 +369,7 @@ def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str
     if not record.exists():
         raise UserInputError(f"{record} does not exist: run `hwnas search --run {run_dir}` first")
     with user_errors(f"{record} is not a valid search record: ", catch=(ValueError, KeyError, TypeError, OSError)):
-        predictor_path = Path(json.loads(record.read_text())["predictor"])
+        predictor_path = Path(run_dir) / json.loads(record.read_text())["predictor"]  # relative, or absolute
     predictor = load_predictor(predictor_path, space=supernet.space)
     with user_errors(f"{front_path} is not a valid front file: ", catch=(ValueError, KeyError)):
         archs = [Arch.from_json(a) for a in pd.read_csv(front_path)["arch"]]

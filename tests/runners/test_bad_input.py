@@ -272,3 +272,13 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(run_dir, tmp_path, caps
 
 def test_there_are_at_least_30_distinct_bad_inputs():
     assert len({case[0] for case in CASES}) == len(CASES) >= 30
+
+
+def test_a_moved_run_folder_still_exports(run_dir, tmp_path, capsys):
+    """search.json names the run's own predictor relative to the run, so a copied run is whole."""
+    assert json.loads((run_dir / "search" / "search.json").read_text())["predictor"] == "predictor"
+    moved = tmp_path / "moved"
+    shutil.copytree(run_dir, moved)
+    assert cli("export", "--run", str(moved), "--no-baselines") == 0
+    manifest = json.loads((moved / "export" / "manifest.json").read_text())
+    assert {m["kind"] for m in manifest["models"]} == {"front"}
