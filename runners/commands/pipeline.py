@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from .._errors import UserInputError, user_errors
-from ..config import DEFAULT_SEED, ExecutorSettings, ExportSettings, SearchSettings
+from ..config import DEFAULT_SEED, ExecutorSettings, ExportSettings, FinetuneSettings, SearchSettings, TaskSettings
 
 RUN_HELP = "Run folder (created if missing; an existing one is resumed)."
 _SEARCH, _EXECUTOR, _EXPORT = SearchSettings(), ExecutorSettings(), ExportSettings()
@@ -36,7 +36,8 @@ def register(app: typer.Typer) -> None:
     def run(
         run_dir: Path = typer.Option(Path("results/main"), "--run", help=RUN_HELP),
         config: Optional[Path] = typer.Option(None, "--config", help="TOML config; flags override it."),
-        task: Optional[str] = typer.Option(None, help="Task: mnist1d (default), recall, digits, mnist or npz:PATH."),
+        task: Optional[str] = typer.Option(None, help=f"Task (default: {TaskSettings().name}): mnist1d, recall, "
+                                           "digits, mnist or npz:PATH."),
         task_option: Optional[list[str]] = typer.Option(None, "--task-option",
                                                         help="Task option KEY=VALUE (repeatable), e.g. samples=10000."),
         epochs: Optional[int] = typer.Option(None, help="Supernet training epochs."),
@@ -50,16 +51,16 @@ def register(app: typer.Typer) -> None:
         executor: Optional[str] = typer.Option(None, help="local or ray."),
         ray_address: Optional[str] = typer.Option(None, help="Join this Ray cluster instead of starting one."),
         finetune: Optional[bool] = typer.Option(None, "--finetune/--no-finetune",
-                                                help="Run the finetune stage (config: [finetune] enabled; "
-                                                     "default: off)."),
+                                                help="Run the finetune stage (config: finetune.enabled; default: "
+                                                     f"{'on' if FinetuneSettings().enabled else 'off'})."),
         seed: Optional[int] = typer.Option(None, help="Seed of every stage."),
     ) -> None:
         """The main job: train, profile, fit the latency predictor, search, export, report."""
         from ..config import load_config, parse_task_options
         from ..pipeline import open_run, read_run, run_pipeline
 
-        flags = {"task.name": task, "task.options": parse_task_options(task_option), "train.epochs": epochs, "profile.device": device, "profile.samples": samples,
-                 "search.algorithm": algorithm, "search.budget": budget, "search.objectives": _split(objectives),
+        flags = {"task.name": task, "task.options": parse_task_options(task_option), "train.epochs": epochs,
+                 "profile.device": device, "profile.samples": samples, "search.algorithm": algorithm, "search.budget": budget, "search.objectives": _split(objectives),
                  "search.max_latency_ms": max_latency_ms, "search.max_size_mb": max_size_mb,
                  "executor.kind": executor, "executor.ray_address": ray_address, "finetune.enabled": finetune,
                  "seed": seed}
