@@ -29,7 +29,7 @@ class TrainConfig:
     # teacher is not always all-softmax fp32); "first" keeps the space's first choices; "both"
     # keeps the first-choice largest as the teacher and adds a random-choice largest beside it.
     sandwich_choices: str = "random"
-    attention_weights: str = "per_type"  # Q/K/V/O per attention type, or "shared" by all types
+    attention_weights: str = "shared"  # "shared": one Q/K/V/O set for every attention type; "per_type"
     seed: int = 0
     device: str = "cpu"
 
