@@ -10,6 +10,7 @@
 
     .venv/bin/python benchmarks/end_to_end.py            # all three
     .venv/bin/python benchmarks/end_to_end.py --skip-ray-pipeline
+    .venv/bin/python benchmarks/end_to_end.py --local-only     # 1 only: what `make run` does
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("/tmp/hwnas-e2e"))
     parser.add_argument("--skip-ray-pipeline", action="store_true")
+    parser.add_argument("--local-only", action="store_true", help="only the default run (1), as `make run`")
     parser.add_argument("--from-existing", action="store_true",
                         help="recompute the figures from the run folders under --out and the wall times "
                              "recorded in benchmarks/results/end_to_end.json (no new runs)")
@@ -89,6 +91,10 @@ def main() -> None:
     result = {"command": "python benchmarks/end_to_end.py", "machine": fingerprint(), "load_average_at_start": load_start,
               "local": {"wall_seconds": round(wall_local, 1), **figures(local_dir)}}
 
+    if args.local_only:
+        result["load_average_at_end"] = os.getloadavg()
+        write(result, args.out)
+        return
     if not args.skip_ray_pipeline:
         ray_dir = args.out / "ray"
         wall_ray = run([*HWNAS, "run", "--run", str(ray_dir), "--executor", "ray"])
@@ -145,10 +151,11 @@ def write(result: dict, out: Path) -> None:
     if "ray" in result:
         lines.append(f"- `hwnas run --executor ray` (local Ray, 2 CPUs): {result['ray']['wall_seconds']:.1f} s wall "
                      f"vs {loc['wall_seconds']:.1f} s local")
-    cmp_ = result["search_executor_comparison"]
-    lines.append(f"- `hwnas search` on the same supernet and predictor, seed 0: same front with local and Ray "
-                 f"executors: {cmp_['same_front']} ({cmp_['front_size']} models); wall "
-                 f"{cmp_['wall_seconds']['local']:.1f} s local, {cmp_['wall_seconds']['ray']:.1f} s Ray")
+    cmp_ = result.get("search_executor_comparison")
+    if cmp_:
+        lines.append(f"- `hwnas search` on the same supernet and predictor, seed 0: same front with local and Ray "
+                     f"executors: {cmp_['same_front']} ({cmp_['front_size']} models); wall "
+                     f"{cmp_['wall_seconds']['local']:.1f} s local, {cmp_['wall_seconds']['ray']:.1f} s Ray")
     (RESULTS / "end_to_end.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
