@@ -5,12 +5,13 @@ from ._device import DeviceSpec, device_names, get_device
 from ._kit import import_kit_results, write_kit
 from ._measure import measure_models
 from ._models import BlockKey, arch_blocks, block_keys
-from ._protocol import MeasureConfig, Measurement, compare_fingerprints, fingerprint
-from ._profile import Profile, Repeatability, profile_device
+from ._protocol import PRESETS, MeasureConfig, Measurement, compare_fingerprints, fingerprint
+from ._profile import DEFAULT_TARGET, TARGETS, Profile, Repeatability, profile_device
 from ._sampling import coverage_archs, sample_profile_archs
 
 __all__ = [
-    "BlockKey", "DeviceSpec", "MeasureConfig", "Measurement", "Profile", "Repeatability", "Runner",
+    "BlockKey", "DEFAULT_TARGET", "DeviceSpec", "MeasureConfig", "Measurement", "PRESETS", "Profile",
+    "Repeatability", "Runner", "TARGETS",
     "arch_blocks", "backend_names", "backend_unavailable_reason", "block_keys", "compare_fingerprints",
     "coverage_archs", "device_names", "fingerprint", "get_device", "import_kit_results", "measure_models",
     "profile_device", "register_backend", "sample_profile_archs", "write_kit",

@@ -39,6 +39,10 @@ from ._sampling import sample_profile_archs
 SCHEMA_VERSION = 1
 META, TABLE, BLOCKS, REPEAT = "profile.json", "measurements.parquet", "blocks.parquet", "repeat.parquet"
 TARGETS = ("median_ms", "min_ms")  # statistics a predictor can be fitted to
+# The statistic fitted when none is named: the fastest timed run. On shared or virtual
+# machines the median drifts with the neighbours' load while the fastest run repeats
+# (see benchmarks/results/latency_predictors.md).
+DEFAULT_TARGET = "min_ms"
 STAT_COLUMNS = ["median_ms", "p10_ms", "p90_ms", "spread", "raw_ms", "attempts", "flagged"]
 TABLE_COLUMNS = ["arch", "genome", "embed_dim", "depth", *STAT_COLUMNS]
 

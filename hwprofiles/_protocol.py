@@ -31,11 +31,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 __all__ = [
-    "MeasureConfig", "Measurement", "compare_fingerprints", "example_input", "fingerprint", "interleaved_rounds",
-    "measure_runs", "ort_runner", "time_runs",
+    "MeasureConfig", "Measurement", "PRESETS", "compare_fingerprints", "example_input", "fingerprint",
+    "interleaved_rounds", "measure_runs", "ort_runner", "time_runs",
 ]
 
 Clock = Callable[[], int]  # nanoseconds, monotonic
+PRESETS = ("default", "fast")  # MeasureConfig.preset's names: MeasureConfig() and MeasureConfig.fast()
 
 
 # ----------------------------------------------------------------------------- protocol
@@ -74,10 +75,9 @@ class MeasureConfig:
 
     @classmethod
     def preset(cls, name: str) -> "MeasureConfig":
-        presets = {"default": cls(), "fast": cls.fast()}
-        if name not in presets:
-            raise ValueError(f"unknown measurement preset {name!r}; known: {list(presets)}")
-        return presets[name]
+        if name not in PRESETS:
+            raise ValueError(f"unknown measurement preset {name!r}; known: {list(PRESETS)}")
+        return cls.fast() if name == "fast" else cls()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from hwprofiles import Profile
+from hwprofiles import DEFAULT_TARGET, Profile
 from supernet import Arch
 
 from ._base import get_predictor
@@ -78,14 +78,15 @@ def compare_predictors(schema: FeatureSchema, device: Any, train: tuple[Sequence
 
 
 def fit_and_select(profile: Profile, *, seed: int = 0, names: Sequence[str] = DEFAULT_NAMES,
-                   test_fraction: float = 0.25, target: str = "median_ms") -> tuple[LatencyPredictor, pd.DataFrame]:
+                   test_fraction: float = 0.25, target: str = DEFAULT_TARGET
+                   ) -> tuple[LatencyPredictor, pd.DataFrame]:
     """Fit `names` on a random train split of `profile`, compare them on the held-out rest.
 
     The best by held-out share within ±10%, then by MAPE, is refitted on every row and
     returned with the comparison table; the table's last row is the repeatability
     ceiling (two independent measurements of the same subnets) when the profile has one.
-    `target` is the statistic fitted: ``median_ms`` (default) or ``min_ms``, the fastest
-    run, which other work on a shared machine moves least.
+    `target` is the statistic fitted: ``min_ms`` (`hwprofiles.DEFAULT_TARGET`), the fastest
+    run, which other work on a shared machine moves least, or ``median_ms``.
     """
     archs, y = profile.archs(), profile.latency(target)
     train_idx, test_idx = split_indices(len(archs), test_fraction, seed)
