@@ -7,18 +7,10 @@ from typing import Optional
 
 import typer
 
-from .._errors import UserInputError
+from .._errors import UserInputError, user_errors
+from ..config import DEFAULT_SEED, ProfileSettings, TaskSettings, load_space
 
-
-def _load_space(path: Optional[Path]):
-    from supernet import DEFAULT_SPACE, SearchSpace
-
-    if path is None:
-        return DEFAULT_SPACE
-    try:
-        return SearchSpace.from_toml(path)
-    except (OSError, ValueError) as exc:
-        raise UserInputError(f"bad search space {path}: {exc}") from None
+_PROFILE, _TASK = ProfileSettings(), TaskSettings()
 
 
 def register(app: typer.Typer) -> None:
@@ -26,14 +18,14 @@ def register(app: typer.Typer) -> None:
     def adapt(
         predictor: Path = typer.Option(..., help="Saved latency predictor of another device (.safetensors)."),
         device: str = typer.Option(..., help="New device: built-in (cpu, cpu-2t, torch-cpu, cuda, torch-cuda) or a .toml file."),
-        task: str = typer.Option("digits", help="Task whose input spec is measured; must be the predictor's."),
+        task: str = typer.Option(_TASK.name, help="Task whose input spec is measured; must be the predictor's."),
         samples: int = typer.Option(20, help="Subnets to measure on the new device (picked to span the source's latency range and every component)."),
         out: Path = typer.Option(..., help="Where to write the adapted predictor (one .safetensors file)."),
         blocks: bool = typer.Option(True, "--blocks/--no-blocks", help="Also measure every distinct block on the new device (~30-60 s); what lets the adapted predictor re-rank."),
         profile_out: Optional[Path] = typer.Option(None, "--profile-out", help="Profile folder for the new device's measurements (default: OUT's name + '-profile', beside it)."),
         space: Optional[Path] = typer.Option(None, help="Search space TOML (default: the built-in space); must be the predictor's."),
-        preset: str = typer.Option("default", help="Measurement protocol preset: default or fast."),
-        seed: int = typer.Option(0, help="Seed of the picked subnets and the measurement order."),
+        preset: str = typer.Option(_PROFILE.preset, help="Measurement protocol preset: default or fast."),
+        seed: int = typer.Option(DEFAULT_SEED, help="Seed of the picked subnets and the measurement order."),
     ) -> None:
         """Measure a few informative subnets (and the blocks) on DEVICE and adapt PREDICTOR to it."""
         from hwprofiles import MeasureConfig, backend_unavailable_reason, get_device
@@ -44,14 +36,12 @@ def register(app: typer.Typer) -> None:
             raise UserInputError(f"--samples must be a positive integer, got {samples}")
         if out.exists() and out.is_dir():
             raise UserInputError(f"--out {out} is a folder; give a file path such as {out / 'adapted.safetensors'}")
-        search_space = _load_space(space)
-        try:
+        search_space = load_space(space)
+        with user_errors():
             dev = get_device(device)
             config = MeasureConfig.preset(preset)
             spec = get_task(task, seed=seed).spec
             source = LatencyPredictor.load(predictor, space=search_space)
-        except ValueError as exc:
-            raise UserInputError(str(exc)) from None
         reason = backend_unavailable_reason(dev.backend)
         if reason:
             raise UserInputError(f"device {dev.name} ({dev.backend}) cannot run here: {reason}")
@@ -61,11 +51,9 @@ def register(app: typer.Typer) -> None:
         if samples > search_space.size:
             raise UserInputError(f"--samples {samples} exceeds the {search_space.size} members of the search space")
         profile_dir = profile_out or out.with_name(out.stem + "-profile")
-        try:
+        with user_errors():
             adapted, prof = adapt_predictor(source, dev, samples=samples, profile_dir=profile_dir, blocks=blocks,
                                             config=config, seed=seed, progress=True)
-        except ValueError as exc:
-            raise UserInputError(str(exc)) from None
         adapted.save(out)
         info = adapted.metrics["adaptation"]
         typer.echo(f"measured {info['k']} subnets ({info['subnet_seconds']:.0f} s) and {info['blocks']} blocks "

@@ -67,7 +67,7 @@ def test_adapt_end_to_end(source, tmp_path, capsys):
 
     out2 = tmp_path / "no-blocks.safetensors"
     code, stdout, err = _run(["adapt", "--predictor", str(pred), "--device", "cpu-2t", "--samples", "3", "--out",
-                              str(out2), "--space", str(toml), "--preset", "fast", "--no-blocks",
+                              str(out2), "--space", str(toml), "--task", "digits", "--preset", "fast", "--no-blocks",
                               "--profile-out", str(tmp_path / "p2")], capsys)
     assert code == 0, err
     loaded = LatencyPredictor.load(out2, device="cpu-2t")
@@ -77,7 +77,8 @@ def test_adapt_end_to_end(source, tmp_path, capsys):
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(source, tmp_path, capsys):
     toml, pred = source
     out = tmp_path / "a.safetensors"
-    base = ["adapt", "--predictor", str(pred), "--out", str(out), "--space", str(toml), "--preset", "fast"]
+    base = ["adapt", "--predictor", str(pred), "--out", str(out), "--space", str(toml), "--task", "digits",
+            "--preset", "fast"]
     cases = [
         (["--device", "quantum", "--samples", "3"], "unknown device 'quantum'"),
         (["--device", "cpu-2t", "--samples", "0"], "--samples must be a positive integer, got 0"),
@@ -101,5 +102,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(source, tmp_path, ca
     code, _, err = _run(["adapt", "--predictor", str(pred), "--device", "cpu-2t", "--out", str(out),
                          "--space", str(toml), "--task", "mnist1d"], capsys)
     assert code == 2 and err.count("\n") == 1 and "input spec" in err
+    code, _, err = _run(base + ["--device", "cpu-2t", "--space", str(tmp_path / "no.toml")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "no.toml does not exist" in err
     assert not out.exists() and not (tmp_path / "a-profile").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.toml"]

@@ -46,7 +46,7 @@ NOT_SETTINGS = {
     "adapt": {"samples", "blocks"},
 }
 # Known drift in code outside this test's owners; strict, so the fix turns it red until removed.
-KNOWN_DRIFT = {("adapt", "task"): "hwnas adapt writes --task digits; the task setting's default is TaskSettings().name"}
+KNOWN_DRIFT: dict[tuple[str, str], str] = {}
 
 
 def _cases():
@@ -81,8 +81,8 @@ def test_run_flags_are_the_config_sections_keys():
     """`hwnas run` takes no default of its own: each flag is None and maps to a config key."""
     flags = {p.name for p in COMMANDS["run"].params} - {"run_dir", "config", "task_option"}
     config = RunConfig().to_dict()
-    sections = {"task": "task", "epochs": "train", "device": "profile", "samples": "profile",
-                "algorithm": "search", "budget": "search", "objectives": "search", "max_latency_ms": "search",
+    sections = {"task": "task", "epochs": "train", "device": "profile", "devices": "profile",
+                "adapt_from": "profile", "samples": "profile", "algorithm": "search", "budget": "search", "objectives": "search", "max_latency_ms": "search",
                 "max_size_mb": "search", "executor": "executor", "ray_address": "executor",
                 "finetune": "finetune", "seed": None}
     assert flags == set(sections)
@@ -100,14 +100,14 @@ def test_fit_predictor_defers_to_fit_and_select():
 
 
 def test_profile_section_names_hwprofiles_presets_and_statistics():
-    from hwprofiles import MeasureConfig
-    from hwprofiles._profile import TARGETS
+    from hwprofiles import DEFAULT_TARGET, PRESETS, TARGETS, MeasureConfig
 
     from runners._errors import UserInputError
 
     settings = ProfileSettings()
     assert settings.measure_config() == MeasureConfig.preset(settings.preset) == MeasureConfig()
-    assert settings.target in TARGETS
+    assert settings.target in TARGETS and settings.target == DEFAULT_TARGET
+    assert settings.preset in PRESETS and all(MeasureConfig.preset(name) for name in PRESETS)
     assert ProfileSettings(preset="fast").measure_config() == MeasureConfig.fast()
     with pytest.raises(UserInputError, match="unknown measurement preset 'slow'; known:"):
         ProfileSettings(preset="slow").measure_config()
