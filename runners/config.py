@@ -8,6 +8,8 @@ A TOML config has one table per stage; every key is optional:
     [train]    epochs = 5        batch_size = 32    lr = 2e-3   k_random = 2   threads = 1
                (every supernet.TrainConfig setting; defaults are TrainConfig's)
     [profile]  device = "cpu"    samples = 80       preset = "default"   target = "min_ms"
+               devices = ["cpu", "torch-cpu"]   (several target devices; overrides `device`)
+               adapt_from = "cpu"   adapt_samples = 20   (other devices adapt this one's predictor)
     [search]   algorithm = "linas"  budget = 100  objectives = ["accuracy", "latency", "size"]
                max_latency_ms = 0.5   max_size_mb = 1.0
     [export]   baselines = true
@@ -87,6 +89,16 @@ class ProfileSettings:
     # median drifts with the neighbours' load while the fastest run repeats (see
     # benchmarks/results/latency_predictors.md), so the fastest run is the default.
     target: str = "min_ms"
+    # Several target devices, one search and one export each (empty: the single `device`).
+    devices: tuple[str, ...] = ()
+    # A device of `devices` whose predictor the others adapt with `adapt_samples` measurements
+    # (predictors.adapt_predictor) instead of being profiled in full; None: profile every one.
+    adapt_from: str | None = None
+    adapt_samples: int = 20
+
+    def device_names(self) -> tuple[str, ...]:
+        """The run's target devices, in order."""
+        return tuple(self.devices) if self.devices else (self.device,)
 
     def measure_config(self):
         """The protocol of `preset` (raises UserInputError naming the known presets)."""
@@ -102,6 +114,16 @@ class ProfileSettings:
         _check(self.target in TARGETS, f"profile.target must be one of {list(TARGETS)}, got {self.target!r}")
         _check(not isinstance(self.samples, bool) and self.samples >= 8,
                f"profile.samples must be >= 8, got {self.samples}")
+        names = self.device_names()
+        _check(all(isinstance(n, str) and n for n in names), f"profile.devices must be device names, got {names!r}")
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        _check(not repeated, f"profile.devices names a device more than once: {repeated}")
+        _check(self.adapt_from is None or self.adapt_from in names,
+               f"profile.adapt_from must be one of the run's devices {list(names)}, got {self.adapt_from!r}")
+        _check(self.adapt_from is None or len(names) > 1,
+               "profile.adapt_from needs at least two devices (profile.devices)")
+        _check(not isinstance(self.adapt_samples, bool) and isinstance(self.adapt_samples, int)
+               and self.adapt_samples >= 1, f"profile.adapt_samples must be >= 1, got {self.adapt_samples!r}")
 
 
 @dataclass(frozen=True)

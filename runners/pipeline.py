@@ -14,6 +14,13 @@ Each stage reads the previous stage's files in the run folder and writes its own
 Re-running on the same folder skips finished stages and resumes the interrupted one
 (training, profiling, search and finetune resume inside the stage). The finetune stage runs
 only with `[finetune] enabled = true`; `hwnas finetune --run RUN` runs it on any exported run.
+
+Several devices (`[profile] devices`): the supernet is trained once; each device is profiled
+(or adapted from `adapt_from`'s predictor), fitted, searched and exported in its own folder
+RUN/devices/<name>/, and the matrix stage measures every device's front on every device
+(RUN/matrix.json, RUN/matrix.csv). A run with one device keeps the layout above; see
+`runners.layout`. Every search reads and appends the run's accuracy cache
+(RUN/accuracy_cache.sqlite, `runners._cache`): no architecture is evaluated twice.
 """
 
 from __future__ import annotations
@@ -27,8 +34,9 @@ from typing import Any, Callable
 from ._errors import UserInputError, user_errors
 from ._io import atomic_write_json
 from .config import ProfileSettings, RunConfig, config_from_dict
+from .layout import device_units
 
-STAGES = ("train", "profile", "fit-predictor", "search", "export", "finetune", "report")
+STAGES = ("train", "profile", "fit-predictor", "search", "export", "finetune", "matrix", "report")
 RUN_SCHEMA = 1
 Echo = Callable[[str], None]
 
@@ -198,42 +206,79 @@ def stage_train(state: RunState, echo: Echo) -> str:
 
 
 def stage_profile(state: RunState, echo: Echo) -> str:
+    """Profile every device (those adapted from another device's predictor are measured in
+    the fit-predictor stage, once the source predictor exists)."""
     from hwprofiles import get_device, profile_device
 
     c = state.config
     task = load_task(c)
-    with user_errors():
-        device = get_device(c.profile.device)
     measure = c.profile.measure_config()
-    out = state.run_dir / "profile"
-    if c.executor.kind == "ray":
-        from .remote import profile_on_ray
+    lines = []
+    for name, unit in device_units(state.run_dir, c).items():
+        if c.profile.adapt_from is not None and name != c.profile.adapt_from:
+            lines.append(f"'{name}' adapted from '{c.profile.adapt_from}' (measured in fit-predictor)")
+            continue
+        with user_errors():
+            device = get_device(name)
+        out = unit / "profile"
+        if c.executor.kind == "ray":
+            from .remote import profile_on_ray
 
-        profile = profile_on_ray(device, c.space_obj(), task.spec, n_samples=c.profile.samples, out_dir=out,
-                                 seed=c.seed, config=measure, address=c.executor.ray_address,
-                                 num_cpus=c.executor.num_cpus)
-    else:
-        profile = profile_device(device, c.space_obj(), task.spec, n_samples=c.profile.samples, out_dir=out,
-                                 seed=c.seed, config=measure, progress=True)
-    rep = profile.repeatability_of(c.profile.target)
-    ceiling = f"; repeatability of {c.profile.target}: {rep.within_10pct:.0%} within ±10%" if rep is not None else ""
-    return f"{len(profile.table)} subnets measured on '{device.name}'{ceiling}"
+            profile = profile_on_ray(device, c.space_obj(), task.spec, n_samples=c.profile.samples, out_dir=out,
+                                     seed=c.seed, config=measure, address=c.executor.ray_address,
+                                     num_cpus=c.executor.num_cpus)
+        else:
+            profile = profile_device(device, c.space_obj(), task.spec, n_samples=c.profile.samples, out_dir=out,
+                                     seed=c.seed, config=measure, progress=True)
+        rep = profile.repeatability_of(c.profile.target)
+        ceiling = (f"; repeatability of {c.profile.target}: {rep.within_10pct:.0%} within ±10%"
+                   if rep is not None else "")
+        lines.append(f"{len(profile.table)} subnets measured on '{device.name}'{ceiling}")
+    return "; ".join(lines)
 
 
 def stage_fit(state: RunState, echo: Echo) -> str:
+    """Fit each profiled device's predictor; then adapt the source's to the other devices."""
     from hwprofiles import Profile
     from predictors import fit_and_select
 
-    profile = Profile.load(state.run_dir / "profile")
-    best, table = fit_and_select(profile, seed=state.config.seed, target=state.config.profile.target)
-    best.save(state.run_dir / "predictor")
-    atomic_write_json(state.run_dir / "predictor_comparison.json", json.loads(table.to_json(orient="records")))
-    echo(table.to_string(index=False))
-    return f"kept '{best.name}' (fitted to {state.config.profile.target})"
+    c = state.config
+    units = device_units(state.run_dir, c)
+    lines = []
+    for name, unit in units.items():
+        if c.profile.adapt_from is not None and name != c.profile.adapt_from:
+            continue
+        if len(units) > 1 and (unit / "predictor").exists():
+            lines.append(f"'{name}': kept the fitted predictor")
+            continue
+        profile = Profile.load(unit / "profile")
+        best, table = fit_and_select(profile, seed=c.seed, target=c.profile.target)
+        best.save(unit / "predictor")
+        atomic_write_json(unit / "predictor_comparison.json", json.loads(table.to_json(orient="records")))
+        echo(table.to_string(index=False))
+        lines.append(f"kept '{best.name}'" + (f" for '{name}'" if len(units) > 1 else "")
+                     + f" (fitted to {c.profile.target})")
+    if c.profile.adapt_from is not None:
+        from predictors import adapt_predictor
+
+        source = load_predictor(units[c.profile.adapt_from] / "predictor", space=c.space_obj())
+        for name, unit in units.items():
+            if name == c.profile.adapt_from or (unit / "predictor").exists():
+                continue
+            with user_errors():
+                adapted, _ = adapt_predictor(source, name, samples=c.profile.adapt_samples,
+                                             profile_dir=unit / "profile", config=c.profile.measure_config(),
+                                             seed=c.seed, progress=True)
+            adapted.save(unit / "predictor")
+            lines.append(f"'{name}' adapted from '{c.profile.adapt_from}' with {c.profile.adapt_samples} subnets")
+    return "; ".join(lines)
 
 
-def build_problem(config: RunConfig, predictor, supernet, task, executor=None):
-    """The search problem of a run: accuracy (expensive, val split) plus cheap objectives."""
+def build_problem(config: RunConfig, predictor, supernet, task, executor=None, cache=None):
+    """The search problem of a run: accuracy (expensive, val split) plus cheap objectives.
+
+    With `cache` (an `AccuracyCache`), accuracies already stored are read, not evaluated.
+    """
     import search
 
     space = supernet.space
@@ -243,6 +288,8 @@ def build_problem(config: RunConfig, predictor, supernet, task, executor=None):
 
         def evaluate(archs):
             return evaluate_archs(supernet, archs, task.x_val, task.y_val)
+    if cache is not None:
+        evaluate = cache.wrap(evaluate)
 
     makers = {
         "accuracy": lambda: search.accuracy_objective(evaluate),
@@ -266,12 +313,23 @@ def _stored_path(path: Path, run_dir: Path) -> str:
     return str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path)
 
 
-def search_run(run_dir: Path, config: RunConfig, predictor_path: Path, echo: Echo) -> str:
-    """Search for a run folder (also the body of `hwnas search`)."""
+def search_run(run_dir: Path, config: RunConfig, predictor_path: Path, echo: Echo, *,
+               name: str | None = None, unit: Path | None = None) -> str:
+    """Search for a run folder (also the body of `hwnas search`); write UNIT/search/.
+
+    The unit is `unit`, else RUN/searches/<name>/ for a named search, else the run folder.
+    Accuracies come from the run's accuracy cache where stored; search.json records the
+    cache's hits and new evaluations.
+    """
     import search
 
+    from ._cache import CACHE_FILE, AccuracyCache, checkpoint_hash
+    from .layout import search_unit
     from .progress import search_progress
 
+    run_dir = Path(run_dir)
+    if unit is None:
+        unit = search_unit(run_dir, name) if name is not None else run_dir
     pin_torch_threads(config.train.threads)
     supernet, meta = load_supernet(run_dir)
     task = task_from_meta(meta)
@@ -279,26 +337,33 @@ def search_run(run_dir: Path, config: RunConfig, predictor_path: Path, echo: Ech
     with user_errors():
         algorithm = search.get_algorithm(config.search.algorithm)
     executor = None
-    if config.executor.kind == "ray":
-        from .executors import RayExecutor
-
-        executor = RayExecutor(run_dir / "supernet", task.x_val, task.y_val, address=config.executor.ray_address,
-                               num_workers=config.executor.num_cpus, num_cpus=config.executor.num_cpus)
+    out = unit / "search"
     try:
-        problem = build_problem(config, predictor, supernet, task, executor)
+        if config.executor.kind == "ray":
+            from .executors import RayExecutor
+
+            executor = RayExecutor(run_dir / "supernet", task.x_val, task.y_val,
+                                   address=config.executor.ray_address, num_workers=config.executor.num_cpus,
+                                   num_cpus=config.executor.num_cpus)
+        cache = AccuracyCache(run_dir / CACHE_FILE, checkpoint_hash(meta), split="val", examples=len(task.y_val))
+        problem = build_problem(config, predictor, supernet, task, executor, cache)
         with user_errors():
             search.check_feasible(problem)  # an impossible budget fails before anything is written
-        atomic_write_json(run_dir / "search" / "search.json", {
+        record = {
             "predictor": _stored_path(predictor_path, run_dir), "algorithm": config.search.algorithm,
             "budget": config.search.budget, "seed": config.seed, "objectives": list(config.search.objectives),
             "max_latency_ms": config.search.max_latency_ms, "max_size_mb": config.search.max_size_mb,
-            "executor": config.executor.kind, "task": task.record(),
-            "accuracy_split": "val", "accuracy_examples": len(task.y_val),
-        })
+            "executor": config.executor.kind, "task": task.record(), "name": name,
+            "device": predictor.device.name, "accuracy_split": "val", "accuracy_examples": len(task.y_val),
+        }
+        atomic_write_json(out / "search.json", record)
         with search_progress(config.search.budget) as progress:
             with user_errors():
                 result = search.run_search(problem, algorithm, budget=config.search.budget, seed=config.seed,
-                                           out_dir=run_dir / "search", progress=progress)
+                                           out_dir=out, progress=progress)
+        record["accuracy_cache"] = cache.summary()
+        atomic_write_json(out / "search.json", record)
+        echo(cache.line())
     finally:
         if executor is not None:
             executor.close()
@@ -310,11 +375,16 @@ def search_run(run_dir: Path, config: RunConfig, predictor_path: Path, echo: Ech
         acc, n = result.candidates["accuracy"], len(task.y_val)
         summary += (f"; val accuracies {100 * acc.min():.1f}-{100 * acc.max():.1f}% "
                     f"(± {100 * binomial_se(0.5, n):.1f} points at most: binomial SE on {n} examples)")
-    return summary
+    return summary + f"; {cache.hits} accuracy cache hits, {cache.new} new evaluations"
 
 
 def stage_search(state: RunState, echo: Echo) -> str:
-    return search_run(state.run_dir, state.config, state.run_dir / "predictor", echo)
+    units = device_units(state.run_dir, state.config)
+    lines = []
+    for name, unit in units.items():
+        summary = search_run(state.run_dir, state.config, unit / "predictor", echo, unit=unit)
+        lines.append(summary if len(units) == 1 else f"'{name}': {summary}")
+    return "; ".join(lines)
 
 
 def export_front(supernet, task, archs, predictor, out_dir: str | Path, *, baselines: bool = True,
@@ -345,11 +415,13 @@ def export_front(supernet, task, archs, predictor, out_dir: str | Path, *, basel
 
 
 def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str | None = None,
-               seed: int = 0, threads: int = 1) -> dict[str, Any]:
-    """Export the run's Pareto front and baselines, re-measured (the body of `hwnas export`).
+               seed: int = 0, threads: int = 1, unit: Path | None = None) -> dict[str, Any]:
+    """Export a search's Pareto front and baselines, re-measured (the body of `hwnas export`).
 
-    `preset` names the measurement protocol; None: the one the run's profile was measured
-    with (else the profile section's default).
+    `unit` is the folder holding search/ (a device's or a named search's, see
+    `runners.layout`; default: the run folder); the export goes to UNIT/export/.
+    `preset` names the measurement protocol; None: the one the predictor's profile was
+    measured with (else the profile section's default).
     """
     import pandas as pd
 
@@ -359,21 +431,24 @@ def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserInputError(f"run folder {run_dir} does not exist")
+    unit = run_dir if unit is None else Path(unit)
     pin_torch_threads(threads)
-    front_path = run_dir / "search" / "front.csv"
+    front_path = unit / "search" / "front.csv"
     if not front_path.exists():
         raise UserInputError(f"{front_path} does not exist: run `hwnas search --run {run_dir}` first")
     supernet, meta = load_supernet(run_dir)
     task = task_from_meta(meta)
-    record = run_dir / "search" / "search.json"
+    record = unit / "search" / "search.json"
     if not record.exists():
         raise UserInputError(f"{record} does not exist: run `hwnas search --run {run_dir}` first")
     with user_errors(f"{record} is not a valid search record: ", catch=(ValueError, KeyError, TypeError, OSError)):
-        predictor_path = Path(run_dir) / json.loads(record.read_text())["predictor"]  # relative, or absolute
+        predictor_path = run_dir / json.loads(record.read_text())["predictor"]  # relative, or absolute
     predictor = load_predictor(predictor_path, space=supernet.space)
     with user_errors(f"{front_path} is not a valid front file: ", catch=(ValueError, KeyError)):
         archs = [Arch.from_json(a) for a in pd.read_csv(front_path)["arch"]]
-    profile_dir = run_dir / "profile"
+    profile_dir = predictor_path.parent / "profile"  # the predictor's own profile, beside it
+    if not (profile_dir / "profile.json").exists():
+        profile_dir = unit / "profile"
     if preset is not None:
         measure = ProfileSettings(preset=preset).measure_config()
     elif (profile_dir / "profile.json").exists():
@@ -381,16 +456,24 @@ def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str
             measure = MeasureConfig(**Profile.load(profile_dir).meta["measure_config"])
     else:
         measure = None
-    return export_front(supernet, task, archs, predictor, run_dir / "export", baselines=baselines, measure=measure,
+    return export_front(supernet, task, archs, predictor, unit / "export", baselines=baselines, measure=measure,
                         seed=seed, echo=echo)
 
 
 def stage_export(state: RunState, echo: Echo) -> str:
-    manifest = export_run(state.run_dir, echo, baselines=state.config.export.baselines, seed=state.config.seed,
-                          threads=state.config.train.threads)
-    front = [m for m in manifest["models"] if m["kind"] == "front"]
-    off = sum(m["latency_off_by_more_than_10pct"] for m in front)
-    return f"{len(front)} front models + {len(manifest['models']) - len(front)} baselines; {off} off by >10%"
+    units = device_units(state.run_dir, state.config)
+    lines = []
+    for name, unit in units.items():
+        if len(units) > 1 and (unit / "export" / "manifest.json").exists():
+            lines.append(f"'{name}': already exported")
+            continue
+        manifest = export_run(state.run_dir, echo, baselines=state.config.export.baselines, seed=state.config.seed,
+                              threads=state.config.train.threads, unit=unit)
+        front = [m for m in manifest["models"] if m["kind"] == "front"]
+        off = sum(m["latency_off_by_more_than_10pct"] for m in front)
+        summary = f"{len(front)} front models + {len(manifest['models']) - len(front)} baselines; {off} off by >10%"
+        lines.append(summary if len(units) == 1 else f"'{name}': {summary}")
+    return "; ".join(lines)
 
 
 def stage_finetune(state: RunState, echo: Echo) -> str:
@@ -402,15 +485,31 @@ def stage_finetune(state: RunState, echo: Echo) -> str:
     return summary(manifest)
 
 
+def stage_matrix(state: RunState, echo: Echo) -> str:
+    from .matrix import measure_matrix
+
+    matrix = measure_matrix(state.run_dir, state.config, device_units(state.run_dir, state.config), echo=echo)
+    return f"{len(matrix['rows'])} measurements ({len(matrix['devices'])} fronts x {len(matrix['devices'])} devices)"
+
+
 def stage_report(state: RunState, echo: Echo) -> str:
     from .report import write_report
 
-    paths = write_report(state.run_dir)
-    return f"{paths['markdown']} and {paths['html']}"
+    units = device_units(state.run_dir, state.config)
+    if len(units) == 1:
+        paths = write_report(state.run_dir)
+        return f"{paths['markdown']} and {paths['html']}"
+    from .matrix import write_cross_device_report
+
+    for unit in units.values():
+        write_report(unit)
+    paths = write_cross_device_report(state.run_dir)
+    return f"{paths['markdown']} and {paths['html']} (one report per device under devices/*/report/)"
 
 
 _STAGE_FNS = {"train": stage_train, "profile": stage_profile, "fit-predictor": stage_fit,
-              "search": stage_search, "export": stage_export, "finetune": stage_finetune, "report": stage_report}
+              "search": stage_search, "export": stage_export, "finetune": stage_finetune, "matrix": stage_matrix,
+              "report": stage_report}
 
 
 def _stage_off(config: RunConfig, stage: str) -> str | None:
@@ -418,11 +517,24 @@ def _stage_off(config: RunConfig, stage: str) -> str | None:
     if stage == "finetune" and not config.finetune.enabled:
         return ("off ([finetune] enabled = false in the config; `hwnas finetune --run RUN --epochs N` "
                 "trains the exported models on)")
+    if stage == "finetune" and len(config.profile.device_names()) > 1:
+        return ("off for a run with several devices (`hwnas finetune --run RUN/devices/NAME` is not supported "
+                "yet: the finetune stage reads a single-device run)")
+    if stage == "matrix" and len(config.profile.device_names()) == 1:
+        return "off (one device: nothing to compare across devices)"
     return None
 
 
 def run_pipeline(run_dir: Path, config: RunConfig | None, *, echo: Echo = print) -> RunState:
-    """Run every unfinished stage in order; return the state with stage times."""
+    """Run every unfinished stage in order; return the state with stage times.
+
+    A new run's devices are checked first (known, not repeated, runnable on this machine):
+    bad ones are refused before anything is written.
+    """
+    from .layout import check_devices
+
+    if config is not None and read_run(run_dir) is None:
+        check_devices(config.profile.device_names())
     state = open_run(run_dir, config)
     pin_torch_threads(state.config.train.threads)
     for stage in STAGES:

@@ -42,6 +42,12 @@ def register(app: typer.Typer) -> None:
                                                         help="Task option KEY=VALUE (repeatable), e.g. samples=10000."),
         epochs: Optional[int] = typer.Option(None, help="Supernet training epochs."),
         device: Optional[str] = typer.Option(None, help="Device to profile and search for."),
+        devices: Optional[str] = typer.Option(None, help="Several devices, comma-separated (e.g. cpu,torch-cpu): "
+                                              "one supernet, one search and export per device, and the "
+                                              "cross-device matrix."),
+        adapt_from: Optional[str] = typer.Option(None, "--adapt-from",
+                                                 help="With --devices: profile this device in full and adapt its "
+                                                      "latency predictor to the others with a few measurements."),
         samples: Optional[int] = typer.Option(None, help="Subnets to profile."),
         algorithm: Optional[str] = typer.Option(None, help="Search algorithm."),
         budget: Optional[int] = typer.Option(None, help="Expensive evaluations in the search."),
@@ -60,7 +66,8 @@ def register(app: typer.Typer) -> None:
         from ..pipeline import open_run, read_run, run_pipeline
 
         flags = {"task.name": task, "task.options": parse_task_options(task_option), "train.epochs": epochs,
-                 "profile.device": device, "profile.samples": samples, "search.algorithm": algorithm, "search.budget": budget, "search.objectives": _split(objectives),
+                 "profile.device": device, "profile.devices": _split(devices), "profile.adapt_from": adapt_from,
+                 "profile.samples": samples, "search.algorithm": algorithm, "search.budget": budget, "search.objectives": _split(objectives),
                  "search.max_latency_ms": max_latency_ms, "search.max_size_mb": max_size_mb,
                  "executor.kind": executor, "executor.ray_address": ray_address, "finetune.enabled": finetune,
                  "seed": seed}
@@ -86,9 +93,11 @@ def register(app: typer.Typer) -> None:
         max_size_mb: Optional[float] = typer.Option(None, help="Model size budget (MB)."),
         executor: str = typer.Option(_EXECUTOR.kind, help="local or ray."),
         ray_address: Optional[str] = typer.Option(None, help="Join this Ray cluster instead of starting one."),
+        name: Optional[str] = typer.Option(None, help="Name a new search: written to RUN/searches/NAME/ (the run's "
+                                           "accuracy cache is shared); without it, RUN/search/."),
         seed: int = typer.Option(DEFAULT_SEED, help="Seed."),
     ) -> None:
-        """Search the run's supernet for the predictor's device; writes RUN/search/."""
+        """Search the run's supernet for the predictor's device; writes RUN/search/ or RUN/searches/NAME/."""
         from ..config import RunConfig
         from ..pipeline import search_run
 
@@ -98,7 +107,7 @@ def register(app: typer.Typer) -> None:
             "search.max_latency_ms": max_latency_ms, "search.max_size_mb": max_size_mb,
             "executor.kind": executor, "executor.ray_address": ray_address})
         _validate_names(cfg, task=False)  # the search uses the task the checkpoint was trained on
-        typer.echo(search_run(run_dir, cfg, predictor, _echo))
+        typer.echo(search_run(run_dir, cfg, predictor, _echo, name=name))
 
     @app.command()
     def export(
@@ -106,21 +115,37 @@ def register(app: typer.Typer) -> None:
         baselines: bool = typer.Option(_EXPORT.baselines, help="Also export uniform hand-designed baselines."),
         preset: Optional[str] = typer.Option(None, help="Measurement preset (default: the profile's protocol)."),
         seed: int = typer.Option(DEFAULT_SEED, help="Seed of the measurement order."),
+        search: Optional[str] = typer.Option(None, "--search", help="Export the named search (RUN/searches/NAME/)."),
+        device: Optional[str] = typer.Option(None, "--device", help="Export this device's search in a run with "
+                                             "several devices (RUN/devices/NAME/)."),
     ) -> None:
         """Export the Pareto front to ONNX, re-measure latency, re-evaluate accuracy; write the manifest."""
+        from ..layout import resolve_unit
         from ..pipeline import export_run
 
         _require_run(run_dir)
-        export_run(run_dir, _echo, baselines=baselines, preset=preset, seed=seed)
-        typer.echo(f"manifest: {run_dir / 'export' / 'manifest.json'}")
+        unit = resolve_unit(run_dir, search=search, device=device)
+        export_run(run_dir, _echo, baselines=baselines, preset=preset, seed=seed, unit=unit)
+        typer.echo(f"manifest: {unit / 'export' / 'manifest.json'}")
 
     @app.command()
-    def report(run_dir: Path = typer.Option(..., "--run", help="Run folder with an export manifest.")) -> None:
+    def report(
+        run_dir: Path = typer.Option(..., "--run", help="Run folder with an export manifest."),
+        search: Optional[str] = typer.Option(None, "--search", help="Report the named search (RUN/searches/NAME/)."),
+        device: Optional[str] = typer.Option(None, "--device", help="Report one device of a run with several."),
+    ) -> None:
         """Write the Pareto plot, hypervolume plot, tables, markdown and HTML report."""
+        from ..layout import resolve_unit
         from ..report import write_report
 
         _require_run(run_dir)
-        for kind, path in write_report(run_dir).items():
+        if search is None and device is None and (run_dir / "matrix.json").exists():
+            from ..matrix import write_cross_device_report
+
+            paths = write_cross_device_report(run_dir)  # the run's devices: the matrix and their reports linked
+        else:
+            paths = write_report(resolve_unit(run_dir, search=search, device=device))
+        for kind, path in paths.items():
             typer.echo(f"{kind}: {path}")
 
 
@@ -138,7 +163,10 @@ def _validate_names(cfg, *, task: bool = True) -> None:
         raise UserInputError(f"unknown task {name!r}; known: {task_names()} or npz:PATH")
     if task:
         load_task(cfg)  # bad task options fail here, before the run folder is made
+    from ..layout import check_devices
+
     with user_errors():
         get_device(cfg.profile.device)
+    check_devices(cfg.profile.device_names())  # known, not repeated, runnable here
     if cfg.search.algorithm not in search.algorithm_names():
         raise UserInputError(f"unknown search algorithm {cfg.search.algorithm!r}; known: {search.algorithm_names()}")

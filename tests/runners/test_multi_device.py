@@ -1,0 +1,199 @@
+"""Train once, search every device: `hwnas run --devices` on the tiny setting, the shared
+accuracy cache, named searches, the cross-device matrix and bad device lists."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from runners.cli import main
+
+pytestmark = pytest.mark.slow
+
+TINY = """
+seed = 0
+[task]
+name = "digits"
+[space]
+embed_dims = [16, 32]
+depths = [1, 2]
+heads = [1, 2]
+ffn_ratios = [1, 2]
+head_dim = 8
+local_window = 4
+[train]
+epochs = 1
+[profile]
+samples = 10
+preset = "fast"
+[search]
+algorithm = "random"
+budget = 6
+"""
+
+
+def cli(*argv: str) -> int:
+    try:
+        main(list(argv))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+# Two devices this machine runs. torch-cpu is left out of the full run until export measures
+# torch modules for torch devices (runners/exporting.py measures ONNX files only); the
+# matrix test below measures fronts on torch-cpu directly.
+DEVICES = ("cpu", "cpu-2t")
+
+
+def cache_rows(run) -> list[tuple[str, float]]:
+    with sqlite3.connect(run / "accuracy_cache.sqlite") as db:
+        return db.execute("SELECT arch, accuracy FROM accuracy").fetchall()
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("multi")
+    (root / "tiny.toml").write_text(TINY)
+    run = root / "run"
+    assert cli("run", "--config", str(root / "tiny.toml"), "--devices", ",".join(DEVICES), "--run", str(run)) == 0
+    return run
+
+
+def test_one_supernet_and_each_device_its_own_files(run_dir):
+    state = json.loads((run_dir / "run.json").read_text())
+    assert state["config"]["profile"]["devices"] == list(DEVICES)
+    assert {s for s, v in state["stages"].items() if v["status"] == "done"} == {
+        "train", "profile", "fit-predictor", "search", "export", "matrix", "report"}
+    assert len(list((run_dir / "supernet").glob("supernet-*.safetensors"))) == 1  # trained once
+    for name in DEVICES:
+        unit = run_dir / "devices" / name
+        for path in ["profile/profile.json", "predictor", "search/search.json", "search/candidates.parquet",
+                     "search/front.csv", "export/manifest.json", "report/report.md"]:
+            assert (unit / path).exists(), (name, path)
+        assert json.loads((unit / "export/manifest.json").read_text())["device"]["name"] == name
+        assert json.loads((unit / "search/search.json").read_text())["device"] == name
+        assert len(pd.read_parquet(unit / "search/candidates.parquet")) == 6
+    assert not (run_dir / "search").exists() and not (run_dir / "profile").exists()
+    md = (run_dir / "report/report.md").read_text()
+    assert "Cross-device matrix" in md and all(f"devices/{d}/report/report.md" in md for d in DEVICES)
+
+
+def test_no_accuracy_is_evaluated_twice(run_dir, capsys):
+    records = [json.loads((run_dir / "devices" / d / "search/search.json").read_text())["accuracy_cache"]
+               for d in DEVICES]
+    archs = set()
+    for d in DEVICES:
+        archs |= set(pd.read_parquet(run_dir / "devices" / d / "search/candidates.parquet")["arch"])
+    rows = cache_rows(run_dir)
+    assert len(rows) == len(archs) == sum(r["new_evaluations"] for r in records)
+    assert all(r["hits"] + r["new_evaluations"] == 6 for r in records)
+    # same seed, same algorithm, same space: the second device's search meets the first's archs
+    assert records[1]["hits"] > 0
+    stored = dict(rows)
+    for d in DEVICES:
+        cands = pd.read_parquet(run_dir / "devices" / d / "search/candidates.parquet")
+        assert all(stored[a] == acc for a, acc in zip(cands["arch"], cands["accuracy"]))
+
+    # a named search on the same supernet evaluates nothing again
+    pred = run_dir / "devices/cpu/predictor"
+    assert cli("search", "--run", str(run_dir), "--predictor", str(pred), "--algorithm", "random",
+               "--budget", "6", "--name", "again") == 0
+    assert "accuracy cache: 6 hits, 0 new evaluations" in capsys.readouterr().out
+    record = json.loads((run_dir / "searches/again/search/search.json").read_text())
+    assert record["name"] == "again" and record["accuracy_cache"]["new_evaluations"] == 0
+    assert len(cache_rows(run_dir)) == len(rows)
+
+
+def test_named_searches_are_exported_and_reported(run_dir, capsys):
+    pred = run_dir / "devices/cpu-2t/predictor"
+    assert cli("search", "--run", str(run_dir), "--predictor", str(pred), "--algorithm", "random",
+               "--budget", "8", "--seed", "3", "--name", "wider") == 0
+    unit = run_dir / "searches/wider"
+    assert len(pd.read_parquet(unit / "search/candidates.parquet")) == 8
+    assert cli("export", "--run", str(run_dir), "--search", "wider", "--no-baselines", "--preset", "fast") == 0
+    manifest = json.loads((unit / "export/manifest.json").read_text())
+    assert manifest["device"]["name"] == "cpu-2t"
+    assert [m["kind"] for m in manifest["models"]] == ["front"] * len(pd.read_csv(unit / "search/front.csv"))
+    assert cli("report", "--run", str(run_dir), "--search", "wider") == 0
+    assert (unit / "report/report.md").exists()
+    capsys.readouterr()
+    assert cli("export", "--run", str(run_dir), "--search", "nosuch") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no search named 'nosuch'" in err[0]
+
+
+def test_matrix_measures_every_front_on_every_device(run_dir):
+    matrix = json.loads((run_dir / "matrix.json").read_text())
+    assert matrix["devices"] == list(DEVICES)
+    fronts = {d: len(pd.read_csv(run_dir / "devices" / d / "search/front.csv")) for d in DEVICES}
+    rows = pd.DataFrame(matrix["rows"])
+    assert len(rows) == sum(fronts.values()) * len(DEVICES)
+    assert len(pd.read_csv(run_dir / "matrix.csv")) == len(rows)
+    for target in DEVICES:
+        here = rows[rows.measured_on == target]
+        assert here.groupby("front_of").size().to_dict() == fronts
+        assert (here.median_ms > 0).all() and (here.min_ms <= here.median_ms).all()
+        own = here[here.front_of == target]
+        assert own.dominated_by_own_front.isna().all()
+        others = here[here.front_of != target]
+        assert others.dominated_by_own_front.notna().all()
+
+
+def test_matrix_measures_modules_on_a_torch_device(run_dir):
+    from runners.config import load_config
+    from runners.matrix import measure_matrix
+
+    config = load_config(run_dir.parent / "tiny.toml")
+    units = {d: run_dir / "devices" / d for d in DEVICES}
+    # the cpu front measured on torch-cpu too (extracted modules, not ONNX files)
+    work = run_dir.parent / "torch-matrix"
+    work.mkdir()
+    (work / "supernet").symlink_to(run_dir / "supernet", target_is_directory=True)
+    (work / "devices").mkdir()
+    (work / "devices/torch-cpu").symlink_to(units["cpu"], target_is_directory=True)
+    (work / "devices/cpu").symlink_to(units["cpu"], target_is_directory=True)
+    matrix = measure_matrix(work, config, {"cpu": units["cpu"], "torch-cpu": work / "devices/torch-cpu"},
+                            echo=lambda m: None)
+    rows = pd.DataFrame(matrix["rows"])
+    torch_rows = rows[rows.measured_on == "torch-cpu"]
+    assert len(torch_rows) == 2 * len(pd.read_csv(units["cpu"] / "search/front.csv"))
+    assert (torch_rows.median_ms > 0).all()
+
+
+def test_rerun_resumes_every_device(run_dir, capsys):
+    assert cli("run", "--run", str(run_dir)) == 0
+    out = capsys.readouterr().out
+    assert "[search] already done" in out and "[matrix] already done" in out
+
+
+@pytest.mark.parametrize("devices, message", [
+    ("cpu,cpu", "names a device more than once"),
+    ("cpu,tpu-9", "unknown device 'tpu-9'"),
+])
+def test_bad_device_lists_are_one_line_and_exit_2(tmp_path, capsys, devices, message):
+    assert cli("run", "--devices", devices, "--run", str(tmp_path / "fresh")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "fresh").exists()
+
+
+@pytest.mark.parametrize("device", ["cuda", "torch-cuda"])
+def test_a_device_this_machine_cannot_run_is_refused(tmp_path, capsys, device):
+    from hwprofiles import backend_unavailable_reason, get_device
+
+    if backend_unavailable_reason(get_device(device).backend) is None:
+        pytest.skip(f"{device} runs on this machine")
+    assert cli("run", "--devices", f"cpu,{device}", "--run", str(tmp_path / "fresh")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot run on this machine" in err[0], err
+    assert not (tmp_path / "fresh").exists()
+
+
+def test_adapt_from_must_be_a_run_device(tmp_path, capsys):
+    assert cli("run", "--devices", "cpu,cpu-2t", "--adapt-from", "torch-cpu", "--run", str(tmp_path / "fresh")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "profile.adapt_from must be one of the run's devices" in err[0], err
+    assert not (tmp_path / "fresh").exists()
