@@ -4,7 +4,8 @@ For each model: extract from the supernet, export to ONNX with its quantization 
 (the export checks itself against torch), measure its latency on the device with the
 profiling protocol, and evaluate the ONNX file's accuracy on the test split with
 onnxruntime, one example per call as deployed. The manifest records predicted and
-measured figures side by side.
+measured figures side by side, and which models another exported model beats on those
+measured figures (`dominated_by`, see `dominance`).
 """
 
 from __future__ import annotations
@@ -16,13 +17,27 @@ from typing import Any, Callable
 
 import numpy as np
 
+from hwprofiles import DEFAULT_TARGET, TARGETS
 from supernet import Arch, LayerConfig, SearchSpace, arch_cost, binomial_se
 
-from ._errors import UserInputError
+from ._errors import UserInputError, user_errors
 from ._io import atomic_write_json
 
 MANIFEST_SCHEMA = 1
 LATENCY_TOLERANCE = 0.10
+# Manifest key of each latency statistic a predictor can be fitted to.
+LATENCY_KEYS = {"median_ms": "measured_latency_ms", "min_ms": "measured_latency_min_ms"}
+# A model is dominated when another is no slower, no larger and its accuracy is not lower
+# beyond DOMINANCE_Z standard errors of the difference (predictors.dominated_on_measurements).
+DOMINANCE_Z = 1.0
+# What every model entry of an export manifest holds (onnx_test_accuracy_se and
+# dominated_by are newer and optional: readers derive them).
+MODEL_FIELDS = {"name": str, "kind": str, "arch": dict, "arch_description": str, "onnx_path": str,
+                "size_bytes": (int, float), "predicted_latency_ms": (int, float), "measured_latency_ms": (int, float),
+                "measured_latency_min_ms": (int, float), "measured_latency_p10_ms": (int, float),
+                "measured_latency_p90_ms": (int, float), "latency_off_by_more_than_10pct": bool,
+                "supernet_val_accuracy": (int, float), "supernet_test_accuracy": (int, float),
+                "onnx_test_accuracy": (int, float)}
 
 
 @dataclass(frozen=True)
@@ -64,17 +79,69 @@ def uniform_baselines(space: SearchSpace) -> list[ExportItem]:
 
 
 def load_export_manifest(run_dir: Path) -> dict[str, Any]:
-    """The run's export manifest (RUN/export/manifest.json); a missing or broken one is bad input."""
+    """The run's export manifest (RUN/export/manifest.json); a missing or broken one, or one
+    whose models lack a field of MODEL_FIELDS, is bad input."""
     path = Path(run_dir) / "export" / "manifest.json"
     if not path.exists():
         raise UserInputError(f"{path} does not exist: run `hwnas export --run {run_dir}` first")
-    try:
+    with user_errors(f"{path} is not a valid export manifest: ", catch=(ValueError, KeyError, TypeError)):
         manifest = json.loads(path.read_text())
-        if not isinstance(manifest["models"], list):
-            raise TypeError("'models' is not a list")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserInputError(f"{path} is not a valid export manifest: {exc}") from None
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("models"), list):
+            raise TypeError("'models' is missing or not a list")
+        if not isinstance(manifest.get("device"), dict) or not isinstance(manifest["device"].get("name"), str):
+            raise TypeError("'device' has no name")
+        if manifest.get("latency_statistic", "median_ms") not in TARGETS:
+            raise ValueError(f"latency_statistic must be one of {list(TARGETS)}, got {manifest['latency_statistic']!r}")
+        check_model_fields(manifest["models"], MODEL_FIELDS)
     return manifest
+
+
+def check_model_fields(models: list[Any], fields: dict[str, type | tuple[type, ...]]) -> None:
+    """Raise TypeError naming the first model entry that is not a dict holding `fields` (name -> type)."""
+    for i, m in enumerate(models):
+        if not isinstance(m, dict):
+            raise TypeError(f"model {i} is not a table")
+        for key, kind in fields.items():
+            value = m.get(key)
+            if value is None:
+                raise TypeError(f"model {i} ({m.get('name', 'unnamed')!r}) lacks {key!r}")
+            if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
+                raise TypeError(f"model {i} ({m.get('name', 'unnamed')!r}) has {key!r} = {value!r}, of the wrong type")
+
+
+def dominance(models: list[dict[str, Any]], *, statistic: str, accuracy: str = "onnx_test_accuracy",
+              accuracy_se: str = "onnx_test_accuracy_se") -> list[list[str]]:
+    """For each model, the names of the models that dominate it on measured figures: no
+    slower (the `statistic` the predictor was fitted to), no larger (ONNX bytes), and not less
+    accurate beyond DOMINANCE_Z standard errors, better somewhere (predictors.dominated_on_measurements)."""
+    from predictors import dominated_on_measurements
+
+    if not models:
+        return []
+    key = LATENCY_KEYS[statistic]
+    beaten = dominated_on_measurements([m[key] for m in models], [m["size_bytes"] for m in models],
+                                       [m[accuracy] for m in models], [m[accuracy_se] for m in models],
+                                       z=DOMINANCE_Z)
+    return [[models[j]["name"] for j in row] for row in beaten]
+
+
+def dominance_record(statistic: str, accuracy: str) -> dict[str, Any]:
+    """The manifest's note of how `dominated_by` was decided."""
+    return {"latency": statistic, "size": "size_bytes", "accuracy": accuracy, "z": DOMINANCE_Z,
+            "rule": "dominated: another exported model is no slower and no larger, its accuracy not lower by more "
+                    "than z standard errors of the difference, and better in one of the three"}
+
+
+def dominance_lines(manifest: dict[str, Any], what: str = "front model") -> list[str]:
+    """One line per front model that another exported model dominates on measured figures."""
+    rule = manifest.get("dominance") or {}
+    lines = []
+    for m in manifest["models"]:
+        if m["kind"] == "front" and m.get("dominated_by"):
+            lines.append(f"{what} {m['name']} is dominated on measured figures by {', '.join(m['dominated_by'])} "
+                         f"(no slower in {rule.get('latency', 'latency')}, no larger, accuracy within "
+                         f"{rule.get('z', DOMINANCE_Z):g} SE or better)")
+    return lines
 
 
 def onnx_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
@@ -101,18 +168,19 @@ def export_models(
     measure_config: Any,
     out_dir: Path,
     fingerprint: dict[str, Any],
-    statistic: str = "median_ms",
+    statistic: str = DEFAULT_TARGET,
     seed: int = 0,
     progress: Callable[[str], None] = lambda msg: None,
 ) -> dict[str, Any]:
     """Export, re-measure and re-evaluate `items`; write and return the manifest.
 
-    `statistic` is what the latency predictor was fitted to ("median_ms" or "min_ms"): the
-    prediction is checked against the same statistic of the new measurement. The median
-    with p10/p90 and the fastest run are recorded either way.
+    `statistic` is what the latency predictor was fitted to (one of hwprofiles.TARGETS;
+    default hwprofiles.DEFAULT_TARGET): the prediction is checked against the same
+    statistic of the new measurement, and so is dominance. The median with p10/p90 and the
+    fastest run are recorded either way.
     """
-    if statistic not in ("median_ms", "min_ms"):
-        raise ValueError(f"statistic must be 'median_ms' or 'min_ms', got {statistic!r}")
+    if statistic not in TARGETS:
+        raise ValueError(f"statistic must be one of {list(TARGETS)}, got {statistic!r}")
     from hwprofiles import measure_models
     from supernet import export_onnx
     from supernet.evaluate import evaluate_archs
@@ -136,7 +204,7 @@ def export_models(
     for i, item in enumerate(items):
         onnx_acc = onnx_accuracy(paths[i], task.x_test, task.y_test)
         m, pred = measured[i], float(predicted[i])
-        reference = m.min_ms if statistic == "min_ms" else m.median_ms
+        reference = {"min_ms": m.min_ms, "median_ms": m.median_ms}[statistic]
         error = (pred - reference) / reference
         cost = arch_cost(item.arch, space, task.spec)
         models.append({
@@ -164,6 +232,8 @@ def export_models(
             "onnx_test_accuracy": onnx_acc,
             "onnx_test_accuracy_se": binomial_se(onnx_acc, n_test),
         })
+    for model, beaten_by in zip(models, dominance(models, statistic=statistic)):
+        model["dominated_by"] = beaten_by
     manifest = {
         "schema_version": MANIFEST_SCHEMA,
         "task": task.record(),
@@ -172,6 +242,7 @@ def export_models(
         "measure_config": measure_config.to_dict(),
         "latency_tolerance": LATENCY_TOLERANCE,
         "latency_statistic": statistic,
+        "dominance": dominance_record(statistic, "onnx_test_accuracy"),
         "models": models,
     }
     atomic_write_json(out_dir / "manifest.json", manifest)
@@ -199,4 +270,4 @@ def comparison_lines(manifest: dict[str, Any]) -> list[str]:
             f"{m['latency_relative_error']:+7.1%} {m['supernet_val_accuracy']:6.1%} "
             f"{m['supernet_test_accuracy']:6.1%} {m['onnx_test_accuracy']:6.1%} ± {100 * se:3.1f}{flag}"
         )
-    return lines
+    return lines + dominance_lines(manifest)

@@ -13,7 +13,8 @@ files measured together on the export's device with the export's measurement pro
     RUN/finetune/weights/NAME.safetensors  the trained weights
     RUN/finetune/models/NAME.onnx          the trained model, int8 layers quantized
     RUN/finetune/manifest.json             every model: inherited and trained test accuracy with
-                                           standard errors, ONNX path, size, measured latency
+                                           standard errors, ONNX path, size, measured latency, and
+                                           which trained models dominate it on those figures
 
 A killed stage resumes: a finished model (record present with the same recipe and
 architecture, its ONNX file intact) is not trained again; a model killed mid-training starts
@@ -30,15 +31,22 @@ from typing import Any, Callable
 
 from supernet import Arch, binomial_se, within_noise
 
-from ._errors import UserInputError
+from ._errors import UserInputError, user_errors
 from ._io import atomic_write_json
 from .config import FinetuneSettings
+from .exporting import check_model_fields, dominance, dominance_lines, dominance_record
 
 FINETUNE_SCHEMA = 1
 INIT_OF_KIND = {"front": "inherited", "baseline": "scratch"}  # how each kind of exported model starts
 # The TrainConfig settings train_standalone reads: what makes two trained models comparable.
 RECIPE_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "grad_clip", "seed")
 Echo = Callable[[str], None]
+# What every model entry of a finetune manifest holds (dominated_by is newer and optional).
+MODEL_FIELDS = {"name": str, "kind": str, "init": str, "arch": dict, "onnx_path": str, "size_bytes": (int, float),
+                "inherited_test_accuracy": (int, float), "trained_test_accuracy": (int, float),
+                "trained_test_accuracy_se": (int, float), "accuracy_change": (int, float), "within_noise": bool,
+                "measured_latency_ms": (int, float), "measured_latency_min_ms": (int, float),
+                "measured_latency_p10_ms": (int, float), "measured_latency_p90_ms": (int, float)}
 
 
 def load_finetune_manifest(run_dir: Path) -> dict[str, Any] | None:
@@ -46,12 +54,11 @@ def load_finetune_manifest(run_dir: Path) -> dict[str, Any] | None:
     path = Path(run_dir) / "finetune" / "manifest.json"
     if not path.exists():
         return None
-    try:
+    with user_errors(f"{path} is not a valid finetune manifest: ", catch=(ValueError, KeyError, TypeError)):
         manifest = json.loads(path.read_text())
-        if not isinstance(manifest["models"], list):
-            raise TypeError("'models' is not a list")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserInputError(f"{path} is not a valid finetune manifest: {exc}") from None
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("models"), list):
+            raise TypeError("'models' is missing or not a list")
+        check_model_fields(manifest["models"], MODEL_FIELDS)
     return manifest
 
 
@@ -64,10 +71,8 @@ def run_settings(run_dir: Path) -> tuple[FinetuneSettings, int]:
     if not path.exists():
         config = RunConfig()
     else:
-        try:
+        with user_errors(f"{path} is not a valid run file: ", catch=(ValueError, KeyError, TypeError)):
             config = config_from_dict(json.loads(path.read_text())["config"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise UserInputError(f"{path} is not a valid run file ({exc})") from None
     return config.finetune, config.train.threads
 
 
@@ -88,14 +93,12 @@ def finetune_run(run_dir: Path, settings: FinetuneSettings, echo: Echo = print, 
     export = load_export_manifest(run_dir)
     supernet, meta = load_supernet(run_dir)
     task = task_from_meta(meta)
-    try:
+    with user_errors(f"cannot fine-tune from {run_dir}: ", catch=(KeyError, TypeError, ValueError)):
         base = TrainConfig.from_dict(meta["train_config"])
         device = DeviceSpec.from_dict(export["device"])
         measure = MeasureConfig(**export["measure_config"])
         items = [(m["name"], m["kind"], Arch.from_dict(m["arch"])) for m in export["models"]
                  if m["kind"] == "front" or (m["kind"] == "baseline" and settings.baselines)]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UserInputError(f"cannot fine-tune from {run_dir}: {exc}") from None
     if isinstance(export.get("task"), dict) and export["task"] != task.record():
         raise UserInputError(f"{run_dir}/export was made for another task than the supernet's: "
                              f"run `hwnas export --run {run_dir}` again first")
@@ -123,19 +126,22 @@ def finetune_run(run_dir: Path, settings: FinetuneSettings, echo: Echo = print, 
 
     echo(f"measuring {len(records)} trained models on device '{device.name}'")
     paths = [str(run_dir / r["onnx_path"]) for r in records]
-    try:
+    with user_errors(f"cannot measure on device '{device.name}': "):
         measured = measure_models(paths, device, task.spec, measure, seed=config.seed)
-    except ValueError as exc:
-        raise UserInputError(f"cannot measure on device '{device.name}': {exc}") from None
     inherited = {m["name"]: m for m in export["models"]}
     models = [_model_entry(r, inherited[r["name"]], m, n_test) for r, m in zip(records, measured)]
+    stat = export.get("latency_statistic", "median_ms")
+    for model, beaten_by in zip(models, dominance(models, statistic=stat, accuracy="trained_test_accuracy",
+                                                   accuracy_se="trained_test_accuracy_se")):
+        model["dominated_by"] = beaten_by  # among the trained models, on their trained accuracies
     manifest = {
         "schema_version": FINETUNE_SCHEMA,
         "task": task.record(),
         "device": device.to_dict(),
         "fingerprint": fingerprint(),
         "measure_config": measure.to_dict(),
-        "latency_statistic": export.get("latency_statistic", "median_ms"),
+        "latency_statistic": stat,
+        "dominance": dominance_record(stat, "trained_test_accuracy"),
         "recipe": recipe,
         "export_manifest": "export/manifest.json",
         "models": models,
@@ -169,7 +175,7 @@ def comparison_lines(manifest: dict[str, Any]) -> list[str]:
         lines.append(f"{m['name'][:38]:38s} {_pct(m['inherited_test_accuracy'], n):>13s} "
                      f"{_pct(m['trained_test_accuracy'], n):>13s} {100 * m['accuracy_change']:+6.1f} "
                      f"{_latency(m, stat):9.4f}ms{noise}")
-    return lines
+    return lines + dominance_lines(manifest, "trained front model")
 
 
 # --------------------------------------------------------------------- internals

@@ -5,6 +5,8 @@ when the finetune stage ran, finetune/manifest.json): nothing is typed in. With 
 manifest the tables put each model's inherited and trained (fine-tuned front, standalone
 baselines) test accuracy side by side, the Pareto plot adds the trained models, and the
 speed-up at equal accuracy compares the fine-tuned front with the standalone baselines.
+Front models that another exported model dominates on the measured figures are flagged
+(the manifests' `dominated_by`; derived here for manifests written before it was kept).
 """
 
 from __future__ import annotations
@@ -22,16 +24,34 @@ from supernet import binomial_se, within_noise
 
 from ._errors import UserInputError
 from ._io import atomic_write_bytes, atomic_write_text
-from .exporting import load_export_manifest
+from .exporting import DOMINANCE_Z, load_export_manifest
 from .finetune import load_finetune_manifest
 
 # The trained model's columns in `models_frame` (NaN where the finetune stage did not train it).
 TRAINED_COLUMNS = ("init", "trained_acc", "trained_acc_se", "trained_ms", "trained_p10_ms", "trained_p90_ms",
-                   "accuracy_change", "change_within_noise")
+                   "accuracy_change", "change_within_noise", "trained_dominated_by")
+HYPERVOLUME_COLUMNS = ("evaluation", "hypervolume")  # search/hypervolume.csv, one row per expensive evaluation
 
 
 def load_manifest(run_dir: Path) -> dict[str, Any]:
+    """The run's export manifest, checked (a broken one, or models lacking fields, is bad input)."""
     return load_export_manifest(run_dir)
+
+
+def load_hypervolume(run_dir: Path) -> pd.DataFrame | None:
+    """RUN/search/hypervolume.csv (None without one); a file that is not that table is bad input."""
+    path = Path(run_dir) / "search" / "hypervolume.csv"
+    if not path.exists():
+        return None
+    try:
+        hv = pd.read_csv(path)
+        if tuple(hv.columns) != HYPERVOLUME_COLUMNS:
+            raise ValueError(f"columns {list(hv.columns)}, expected {list(HYPERVOLUME_COLUMNS)}")
+        if not np.isfinite(hv.to_numpy(dtype=np.float64)).all():
+            raise ValueError("it holds missing or non-finite values")
+    except (OSError, ValueError) as exc:  # pandas' parser errors and bad text are ValueErrors
+        raise UserInputError(f"{path} is not a hypervolume table: {exc}") from None
+    return hv
 
 
 def models_frame(manifest: dict[str, Any], finetune: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -60,16 +80,32 @@ def models_frame(manifest: dict[str, Any], finetune: dict[str, Any] | None = Non
             "latency_off": m["latency_off_by_more_than_10pct"],
             **_trained_columns(trained.get(m["name"]), m, stat),
         })
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    stored = [m.get("dominated_by") for m in manifest["models"]]
+    df["dominated_by"] = ([tuple(d) for d in stored] if all(isinstance(d, list) for d in stored)
+                          else _derived_dominance(df))
+    return df
+
+
+def _derived_dominance(df: pd.DataFrame) -> list[tuple[str, ...] | None]:
+    """`dominated_by` for a manifest written before it was kept (None where accuracies lack an SE)."""
+    from predictors import dominated_on_measurements
+
+    if df.empty or not np.isfinite(df.test_acc_se.to_numpy(dtype=np.float64)).all():
+        return [None] * len(df)
+    beaten = dominated_on_measurements(df.measured_ms, df.size_kb * 1024, df.test_acc, df.test_acc_se, z=DOMINANCE_Z)
+    return [tuple(df["name"].iloc[j] for j in row) for row in beaten]
 
 
 def _trained_columns(t: dict[str, Any] | None, exported: dict[str, Any], stat: str) -> dict[str, Any]:
     if t is None or t.get("arch") != exported["arch"]:  # not trained, or trained from an older export
-        return {c: (None if c in ("init", "change_within_noise") else float("nan")) for c in TRAINED_COLUMNS}
+        return {c: (None if c in ("init", "change_within_noise", "trained_dominated_by") else float("nan"))
+                for c in TRAINED_COLUMNS}
     return {"init": t["init"], "trained_acc": t["trained_test_accuracy"], "trained_acc_se": t["trained_test_accuracy_se"],
             "trained_ms": t["measured_latency_min_ms"] if stat == "min_ms" else t["measured_latency_ms"],
             "trained_p10_ms": t["measured_latency_p10_ms"], "trained_p90_ms": t["measured_latency_p90_ms"],
-            "accuracy_change": t["accuracy_change"], "change_within_noise": bool(t["within_noise"])}
+            "accuracy_change": t["accuracy_change"], "change_within_noise": bool(t["within_noise"]),
+            "trained_dominated_by": tuple(t["dominated_by"]) if isinstance(t.get("dominated_by"), list) else None}
 
 
 def test_examples(manifest: dict[str, Any]) -> int | None:
@@ -221,6 +257,7 @@ def _table(df: pd.DataFrame) -> pd.DataFrame:
     for c in ("predicted_ms", "min_ms", "median_ms", "p10_ms", "p90_ms"):
         out[c] = out[c].round(4)
     out["size_kb"] = out.size_kb.round(1)
+    out["dominated by"] = [_names(d) for d in df.dominated_by]
     acc = "ONNX test acc % ± SE"
     if df.trained_acc.notna().any():
         # Inherited and trained accuracy side by side, right after the architecture.
@@ -229,9 +266,32 @@ def _table(df: pd.DataFrame) -> pd.DataFrame:
         out.insert(4, "change (points)", [f"{100 * c:+.1f}" + (" (within noise)" if w else "") if c == c else ""
                                           for c, w in zip(df.accuracy_change, df.change_within_noise)])
         out.insert(5, "trained ms", df.trained_ms.round(4))
+        out.insert(6, "trained: dominated by", [_names(d) if a == a else "" for d, a in
+                                                 zip(df.trained_dominated_by, df.trained_acc)])
         acc = "inherited ONNX test acc % ± SE"
     return out.rename(columns={"test_acc": acc, "supernet_test_acc": "supernet test acc %",
                                "size_kb": "size KiB", "latency_off": "off >10%"})
+
+
+def _names(dominated_by: tuple[str, ...] | None, shown: int = 3) -> str:
+    if dominated_by is None:
+        return "n/a"
+    more = len(dominated_by) - shown
+    return ", ".join(dominated_by[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
+def _dominance_line(df: pd.DataFrame, column: str, what: str, stat: str) -> str:
+    """Summary bullet: how many front models (`what`) another exported model dominates, and which."""
+    front = df[df.kind == "front"]
+    known = front[[d is not None for d in front[column]]]
+    rule = (f"no slower in {stat}, no larger, accuracy not better beyond {DOMINANCE_Z:g} standard error of the "
+            "difference")
+    if known.empty:
+        return f"- {what} dominated on measured figures: not recorded"
+    flagged = known[[bool(d) for d in known[column]]]
+    names = "; ".join(f"{r['name']} by {', '.join(r[column])}" for _, r in flagged.iterrows())
+    return (f"- {what} dominated on measured figures by another exported model ({rule}): "
+            f"{len(flagged)} of {len(known)}" + (f" ({names})" if names else ""))
 
 
 def _pct(p: float, se: float) -> str:
@@ -261,6 +321,7 @@ def write_report(run_dir: Path) -> dict[str, Path]:
     manifest = load_manifest(run_dir)
     finetune = load_finetune_manifest(run_dir)
     df = models_frame(manifest, finetune)
+    hv = load_hypervolume(run_dir)  # refused before anything is written
     out = run_dir / "report"
     out.mkdir(exist_ok=True)
     device = manifest["device"]["name"]
@@ -268,8 +329,6 @@ def write_report(run_dir: Path) -> dict[str, Path]:
     stat = manifest.get("latency_statistic", "median_ms")
     task = manifest.get("task")
     _pareto_plot(df, pareto, f"{task['name'] if isinstance(task, dict) else task} on device '{device}'", stat)
-    hv_path = run_dir / "search" / "hypervolume.csv"
-    hv = pd.read_csv(hv_path) if hv_path.exists() else None
     if hv is not None and len(hv):
         _hypervolume_plot(hv, hv_png)
 
@@ -297,15 +356,18 @@ def write_report(run_dir: Path) -> dict[str, Path]:
         f"- Front models whose measured latency is within ±10% of the predicted: {within:.0%}",
         f"- Largest gap between ONNX and supernet test accuracy on the front: {gap:.2f} points",
         noise,
+        _dominance_line(df, "dominated_by", "Front models" + (" (inherited weights)" if tuned else ""), stat),
     ]
     if tuned:
         lines += _finetune_lines(finetune, df)
+        lines.append(_dominance_line(df[df.trained_acc.notna()], "trained_dominated_by", "Fine-tuned front models",
+                                     stat))
         lines.append(_speedup_line(speed_trained, "fine-tuned front vs standalone-trained baselines"))
         lines.append(_speedup_line(speed, "both with inherited supernet weights"))
     else:
         lines.append(_speedup_line(speed, "front vs uniform baselines, inherited supernet weights"))
     if hv is not None and len(hv):
-        lines.append(f"- Search: {int(hv.iloc[-1, 0])} expensive evaluations, final hypervolume {hv.iloc[-1, 1]:.4f}")
+        lines.append(f"- Search: {len(hv)} expensive evaluations, final hypervolume {hv.hypervolume.iloc[-1]:.4f}")
     lines += ["", "![Pareto front](pareto.png)", ""]
     if hv is not None and len(hv):
         lines += ["![Hypervolume](hypervolume.png)", ""]

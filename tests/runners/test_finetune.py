@@ -101,8 +101,16 @@ def test_stage_runs_in_the_pipeline_and_writes_its_files(run_dir):
         assert 0 < m["measured_latency_min_ms"] <= m["measured_latency_p10_ms"] <= m["measured_latency_ms"]
         assert m["measured_latency_ms"] <= m["measured_latency_p90_ms"]
         assert len(m["train_loss"]) == 1 and np.isfinite(m["train_loss"][0])
+    # The trained models' dominance, on their trained accuracies and new measurements.
+    from runners.exporting import dominance
+
+    assert manifest["dominance"]["accuracy"] == "trained_test_accuracy"
+    assert [m["dominated_by"] for m in manifest["models"]] == dominance(
+        manifest["models"], statistic=manifest["latency_statistic"], accuracy="trained_test_accuracy",
+        accuracy_se="trained_test_accuracy_se")
     md = (run_dir / "report/report.md").read_text()
     assert "trained test acc % ± SE" in md and "inherited ONNX test acc % ± SE" in md
+    assert "- Fine-tuned front models dominated on measured figures" in md and "trained: dominated by" in md
     assert "fine-tuned front vs standalone" in md
     assert (run_dir / "report/report.html").read_text().count("data:image/png;base64,") == 2
 

@@ -71,6 +71,8 @@ def test_every_stage_wrote_its_files(run_dir):
     assert html.count("data:image/png;base64,") == 2  # self-contained page
     md = (run_dir / "report/report.md").read_text()
     assert "binomial standard error" in md and "± SE" in md
+    assert "- Search: 6 expensive evaluations" in md  # one row of search/hypervolume.csv per evaluation
+    assert "- Front models dominated on measured figures by another exported model" in md and "| dominated by" in md
 
 
 def test_manifest_schema_and_numbers_hold_against_a_fresh_measurement(run_dir):
@@ -107,6 +109,11 @@ def test_manifest_schema_and_numbers_hold_against_a_fresh_measurement(run_dir):
         assert m["onnx_test_accuracy_se"] == pytest.approx((p * (1 - p) / 269) ** 0.5)
         compared = m["measured_latency_min_ms"]
         assert m["latency_off_by_more_than_10pct"] == (abs(m["predicted_latency_ms"] - compared) > 0.1 * compared)
+    # Dominance was checked on the measured figures: the flags are what the rule gives on the manifest's numbers.
+    from runners.exporting import dominance
+
+    assert manifest["dominance"]["latency"] == "min_ms"
+    assert [m["dominated_by"] for m in models] == dominance(models, statistic="min_ms")
     # The ONNX accuracy is reproducible exactly; the supernet figure of the same model is close.
     sample = models[0]
     assert onnx_accuracy(run_dir / sample["onnx_path"], task.x_test, task.y_test) == sample["onnx_test_accuracy"]
