@@ -88,6 +88,8 @@ def load_export_manifest(run_dir: Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
         if not isinstance(manifest, dict) or not isinstance(manifest.get("models"), list):
             raise TypeError("'models' is missing or not a list")
+        if not manifest["models"]:
+            raise ValueError("it lists no models")
         if not isinstance(manifest.get("device"), dict) or not isinstance(manifest["device"].get("name"), str):
             raise TypeError("'device' has no name")
         if manifest.get("latency_statistic", "median_ms") not in TARGETS:

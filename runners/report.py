@@ -91,9 +91,11 @@ def _derived_dominance(df: pd.DataFrame) -> list[tuple[str, ...] | None]:
     """`dominated_by` for a manifest written before it was kept (None where accuracies lack an SE)."""
     from predictors import dominated_on_measurements
 
-    if df.empty or not np.isfinite(df.test_acc_se.to_numpy(dtype=np.float64)).all():
+    try:
+        beaten = dominated_on_measurements(df.measured_ms, df.size_kb * 1024, df.test_acc, df.test_acc_se,
+                                           z=DOMINANCE_Z)
+    except ValueError:  # no SE recorded (NaN), or figures the rule cannot compare
         return [None] * len(df)
-    beaten = dominated_on_measurements(df.measured_ms, df.size_kb * 1024, df.test_acc, df.test_acc_se, z=DOMINANCE_Z)
     return [tuple(df["name"].iloc[j] for j in row) for row in beaten]
 
 

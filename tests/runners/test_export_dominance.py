@@ -107,6 +107,7 @@ def test_report_derives_dominance_for_a_manifest_written_before_it_was_kept(run_
     (lambda d: d["models"][0].update(size_bytes="big"), "model 0 ('front-00') has 'size_bytes' = 'big'"),
     (lambda d: d["models"][0].update(latency_off_by_more_than_10pct=1), "of the wrong type"),
     (lambda d: d.update(models=[1]), "model 0 is not a table"),
+    (lambda d: d.update(models=[]), "it lists no models"),
     (lambda d: d.pop("device"), "'device' has no name"),
     (lambda d: d.update(latency_statistic="max_ms"), "latency_statistic must be one of"),
 ])
