@@ -207,29 +207,30 @@ def stage_train(state: RunState, echo: Echo) -> str:
 
 def stage_profile(state: RunState, echo: Echo) -> str:
     """Profile every device (those adapted from another device's predictor are measured in
-    the fit-predictor stage, once the source predictor exists)."""
+    the fit-predictor stage, once the source predictor exists). With the Ray executor, every
+    device's job goes to the node advertising it, all at once."""
     from hwprofiles import get_device, profile_device
 
     c = state.config
     task = load_task(c)
     measure = c.profile.measure_config()
-    lines = []
+    jobs, lines = [], []
     for name, unit in device_units(state.run_dir, c).items():
         if c.profile.adapt_from is not None and name != c.profile.adapt_from:
             lines.append(f"'{name}' adapted from '{c.profile.adapt_from}' (measured in fit-predictor)")
             continue
         with user_errors():
-            device = get_device(name)
-        out = unit / "profile"
-        if c.executor.kind == "ray":
-            from .remote import profile_on_ray
+            jobs.append((get_device(name), unit / "profile"))
+    if c.executor.kind == "ray":
+        from .remote import profile_devices_on_ray
 
-            profile = profile_on_ray(device, c.space_obj(), task.spec, n_samples=c.profile.samples, out_dir=out,
-                                     seed=c.seed, config=measure, address=c.executor.ray_address,
-                                     num_cpus=c.executor.num_cpus)
-        else:
-            profile = profile_device(device, c.space_obj(), task.spec, n_samples=c.profile.samples, out_dir=out,
-                                     seed=c.seed, config=measure, progress=True)
+        profiles = profile_devices_on_ray(jobs, c.space_obj(), task.spec, n_samples=c.profile.samples, seed=c.seed,
+                                          config=measure, address=c.executor.ray_address,
+                                          num_cpus=c.executor.num_cpus)
+    else:
+        profiles = [profile_device(device, c.space_obj(), task.spec, n_samples=c.profile.samples, out_dir=out,
+                                   seed=c.seed, config=measure, progress=True) for device, out in jobs]
+    for (device, _), profile in zip(jobs, profiles):
         rep = profile.repeatability_of(c.profile.target)
         ceiling = (f"; repeatability of {c.profile.target}: {rep.within_10pct:.0%} within ±10%"
                    if rep is not None else "")
