@@ -197,3 +197,40 @@ def test_adapt_from_must_be_a_run_device(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "profile.adapt_from must be one of the run's devices" in err[0], err
     assert not (tmp_path / "fresh").exists()
+
+
+def test_a_single_device_run_folder_from_before_devices_still_resumes_exports_and_reports(run_dir, tmp_path,
+                                                                                         capsys):
+    """The layout (and files) of a single-device run written before devices, named searches and
+    the accuracy cache existed: RUN/profile, RUN/predictor, RUN/search, no cache, older keys."""
+    import shutil
+
+    old = tmp_path / "old"
+    unit = run_dir / "devices/cpu"
+    shutil.copytree(run_dir / "supernet", old / "supernet")
+    for part in ("profile", "search"):
+        shutil.copytree(unit / part, old / part)
+    shutil.copy(unit / "predictor", old / "predictor")
+    record = json.loads((old / "search/search.json").read_text())
+    for key in ("accuracy_cache", "name", "device"):
+        record.pop(key)
+    record["predictor"] = "predictor"
+    (old / "search/search.json").write_text(json.dumps(record))
+    state = json.loads((run_dir / "run.json").read_text())
+    for key in ("devices", "adapt_from", "adapt_samples"):
+        state["config"]["profile"].pop(key)
+    state["stages"] = {s: state["stages"][s] for s in ("train", "profile", "fit-predictor", "search")}
+    (old / "run.json").write_text(json.dumps(state))
+
+    assert cli("run", "--run", str(old)) == 0  # resumes at export
+    out = capsys.readouterr().out
+    assert "[search] already done" in out and "[export] done" in out and "[matrix] off" in out
+    assert (old / "export/manifest.json").exists() and (old / "report/report.md").exists()
+    assert not (old / "devices").exists() and not (old / "matrix.json").exists()
+    assert cli("export", "--run", str(old), "--no-baselines", "--preset", "fast") == 0
+    assert cli("report", "--run", str(old)) == 0
+    # a named search on the old run starts its accuracy cache
+    assert cli("search", "--run", str(old), "--predictor", str(old / "predictor"), "--algorithm", "random",
+               "--budget", "6", "--name", "second") == 0
+    assert "accuracy cache: 0 hits, 6 new evaluations" in capsys.readouterr().out
+    assert len(cache_rows(old)) == 6
