@@ -197,7 +197,10 @@ def export_models(
         paths.append(path)
         progress(f"exported {item.name}: {path.stat().st_size:,} bytes, parity rel err {check.rel_err:.1e}")
     progress(f"measuring {len(paths)} exported models on device '{device.name}'")
-    measured = measure_models([str(p) for p in paths], device, task.spec, measure_config, seed=seed)
+    # onnxruntime devices run the ONNX files; torch devices run the extracted modules
+    models = ([supernet.extract(a) for a in archs] if device.backend.startswith("torch")
+              else [str(p) for p in paths])
+    measured = measure_models(models, device, task.spec, measure_config, seed=seed)
     predicted = np.asarray(predict_ms(archs), dtype=float)
     val_acc = evaluate_archs(supernet, archs, task.x_val, task.y_val)
     test_acc = evaluate_archs(supernet, archs, task.x_test, task.y_test)

@@ -42,10 +42,8 @@ def cli(*argv: str) -> int:
         return int(exc.code or 0)
     return 0
 
-# Two devices this machine runs. torch-cpu is left out of the full run until export measures
-# torch modules for torch devices (runners/exporting.py measures ONNX files only); the
-# matrix test below measures fronts on torch-cpu directly.
-DEVICES = ("cpu", "cpu-2t")
+# Two devices this machine runs: onnxruntime measures ONNX files, torch-cpu extracted modules.
+DEVICES = ("cpu", "torch-cpu")
 
 
 def cache_rows(run) -> list[tuple[str, float]]:
@@ -108,14 +106,14 @@ def test_no_accuracy_is_evaluated_twice(run_dir, capsys):
 
 
 def test_named_searches_are_exported_and_reported(run_dir, capsys):
-    pred = run_dir / "devices/cpu-2t/predictor"
+    pred = run_dir / "devices/torch-cpu/predictor"
     assert cli("search", "--run", str(run_dir), "--predictor", str(pred), "--algorithm", "random",
                "--budget", "8", "--seed", "3", "--name", "wider") == 0
     unit = run_dir / "searches/wider"
     assert len(pd.read_parquet(unit / "search/candidates.parquet")) == 8
     assert cli("export", "--run", str(run_dir), "--search", "wider", "--no-baselines", "--preset", "fast") == 0
     manifest = json.loads((unit / "export/manifest.json").read_text())
-    assert manifest["device"]["name"] == "cpu-2t"
+    assert manifest["device"]["name"] == "torch-cpu"
     assert [m["kind"] for m in manifest["models"]] == ["front"] * len(pd.read_csv(unit / "search/front.csv"))
     assert cli("report", "--run", str(run_dir), "--search", "wider") == 0
     assert (unit / "report/report.md").exists()
@@ -140,27 +138,7 @@ def test_matrix_measures_every_front_on_every_device(run_dir):
         assert own.dominated_by_own_front.isna().all()
         others = here[here.front_of != target]
         assert others.dominated_by_own_front.notna().all()
-
-
-def test_matrix_measures_modules_on_a_torch_device(run_dir):
-    from runners.config import load_config
-    from runners.matrix import measure_matrix
-
-    config = load_config(run_dir.parent / "tiny.toml")
-    units = {d: run_dir / "devices" / d for d in DEVICES}
-    # the cpu front measured on torch-cpu too (extracted modules, not ONNX files)
-    work = run_dir.parent / "torch-matrix"
-    work.mkdir()
-    (work / "supernet").symlink_to(run_dir / "supernet", target_is_directory=True)
-    (work / "devices").mkdir()
-    (work / "devices/torch-cpu").symlink_to(units["cpu"], target_is_directory=True)
-    (work / "devices/cpu").symlink_to(units["cpu"], target_is_directory=True)
-    matrix = measure_matrix(work, config, {"cpu": units["cpu"], "torch-cpu": work / "devices/torch-cpu"},
-                            echo=lambda m: None)
-    rows = pd.DataFrame(matrix["rows"])
-    torch_rows = rows[rows.measured_on == "torch-cpu"]
-    assert len(torch_rows) == 2 * len(pd.read_csv(units["cpu"] / "search/front.csv"))
-    assert (torch_rows.median_ms > 0).all()
+    assert set(rows.measured_on) == {"cpu", "torch-cpu"}  # ONNX files on cpu, modules on torch-cpu
 
 
 def test_rerun_resumes_every_device(run_dir, capsys):
@@ -234,3 +212,18 @@ def test_a_single_device_run_folder_from_before_devices_still_resumes_exports_an
                "--budget", "6", "--name", "second") == 0
     assert "accuracy cache: 0 hits, 6 new evaluations" in capsys.readouterr().out
     assert len(cache_rows(old)) == 6
+
+
+def test_adapt_from_profiles_one_device_and_adapts_the_others(tmp_path):
+    (tmp_path / "tiny.toml").write_text(TINY.replace("[profile]", "[profile]\nadapt_samples = 4"))
+    run = tmp_path / "run"
+    assert cli("run", "--config", str(tmp_path / "tiny.toml"), "--devices", "cpu,cpu-2t", "--adapt-from", "cpu",
+               "--run", str(run)) == 0
+    from predictors import LatencyPredictor
+
+    source = LatencyPredictor.load(run / "devices/cpu/predictor")
+    adapted = LatencyPredictor.load(run / "devices/cpu-2t/predictor")
+    assert source.device.name == "cpu" and adapted.device.name == "cpu-2t"
+    assert adapted.metrics["adaptation"]["k"] == 4
+    assert adapted.profile["adapted_from"]["device"]["name"] == "cpu"
+    assert (run / "devices/cpu-2t/export/manifest.json").exists() and (run / "matrix.json").exists()
