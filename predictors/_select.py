@@ -25,25 +25,26 @@ def build_predictor(name: str, schema: FeatureSchema, device: Any, *, block_cost
     """An unfitted `LatencyPredictor` for a registered estimator with its default feature groups.
 
     The lookup-table estimators use measured block costs when `block_costs` covers every
-    block of the space, and otherwise fit component costs from whole-model measurements.
+    block of the space, and otherwise fit component costs from whole-model measurements,
+    with the once-per-model cost of int8 kernels (feature group ``quant``) beside them.
     """
     costs = None
     if block_costs:
         names = schema.names(["blocks"])
         if all(n in block_costs for n in names):
             costs = np.array([block_costs[n] for n in names])
-    lut_group = "blocks" if costs is not None else "components"
+    lut_groups = ("blocks",) if costs is not None else ("components", "quant")
     if name == "lut":
-        est, groups = get_predictor("lut", block_costs=costs), (lut_group,)
+        est, groups = get_predictor("lut", block_costs=costs), lut_groups
     elif name == "ridge":
-        est, groups = get_predictor("ridge"), ("components", *_MODEL_GROUPS)
+        est, groups = get_predictor("ridge"), ("components", "quant", *_MODEL_GROUPS)
     elif name == "gbt":
         est, groups = get_predictor("gbt", random_state=seed), _MODEL_GROUPS
     elif name == "mlp":
         est, groups = get_predictor("mlp", random_state=seed), _MODEL_GROUPS
     elif name == "hybrid":
-        n_lut = len(schema.names([lut_group]))
-        est, groups = get_predictor("hybrid", n_lut_columns=n_lut, block_costs=costs), (lut_group, *_MODEL_GROUPS)
+        n_lut = len(schema.names(lut_groups))
+        est, groups = get_predictor("hybrid", n_lut_columns=n_lut, block_costs=costs), (*lut_groups, *_MODEL_GROUPS)
     else:
         raise ValueError(f"no default setup for predictor {name!r}; known: {list(DEFAULT_NAMES)}")
     return LatencyPredictor(est, schema, groups, device, profile=profile)

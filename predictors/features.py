@@ -9,6 +9,13 @@ Feature groups (columns in this order within a group):
   (embedding + head), ``proj.E{e}.h{h}.{quant}`` (Q/K/V/O projections),
   ``attn.{type}.h{h}`` (attention core), ``ffn.E{e}.r{r}.{quant}`` (FFN). Latency is close
   to additive over them, which is what the lookup-table predictors fit;
+- ``quant``: ``any_int8``, 1 when any layer is int8. The per-layer int8 components carry
+  every cost an int8 layer adds (a count of int8 layers is their sum, so adds nothing);
+  this carries a cost paid once per model that has int8 layers at all. On the stored cpu
+  profile (benchmarks/results/profile-cpu, 500 subnets, fastest runs, lut on components,
+  8 held-out splits) it fits to 0.007 ms and takes the one-layer models' mean error from
+  +3.1% (fp32) / -2.4% (int8) to 0.0% / +0.5%; without it the smallest int8 models are
+  predicted too fast and can rank ahead of their slower fp32 twins;
 - ``blocks``: how many times the arch uses each distinct measured block (see
   `hwprofiles.block_keys`), for a lookup table built from block measurements.
 """
@@ -23,7 +30,7 @@ import numpy as np
 from hwprofiles import arch_blocks, block_keys
 from supernet import Arch, InputSpec, SearchSpace, arch_cost
 
-GROUPS = ("global", "layers", "analytic", "components", "blocks")
+GROUPS = ("global", "layers", "analytic", "components", "quant", "blocks")
 
 
 class FeatureSchema:
@@ -37,6 +44,7 @@ class FeatureSchema:
                        for f in ("active", "heads", "ffn_ratio", *(f"attn_{a}" for a in space.attentions), "int8")],
             "analytic": ["flops", "params", "size_bytes", "log_flops", "log_params", "log_size_bytes"],
             "components": self._component_names(),
+            "quant": ["any_int8"],
             "blocks": [k.name for k in block_keys(space)],
         }
         self._index = {g: {n: i for i, n in enumerate(names)} for g, names in self._names.items()}
@@ -93,6 +101,8 @@ class FeatureSchema:
                 v[idx[f"proj.E{e}.h{layer.heads}.{layer.quant}"]] += 1
                 v[idx[f"attn.{layer.attention}.h{layer.heads}"]] += 1
                 v[idx[f"ffn.E{e}.r{layer.ffn_ratio}.{layer.quant}"]] += 1
+        elif group == "quant":
+            v[0] = any(layer.quant == "int8" for layer in arch.layers)
         else:
             for key in arch_blocks(arch):
                 v[idx[key.name]] += 1

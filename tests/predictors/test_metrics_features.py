@@ -44,3 +44,33 @@ def test_features_mask_inactive_layers(tiny_space, tiny_spec):
         schema.names(["colour"])
     with pytest.raises(ValueError, match="embed_dim must be one of"):
         schema.transform([Arch(7, (layer,))], ["global"])
+
+
+def test_quant_group_carries_a_cost_paid_once_per_model_with_int8_layers(tiny_space, tiny_spec, tmp_path):
+    """A synthetic table: additive component costs plus 0.007 ms once per model that has any
+    int8 layer. Component costs alone cannot carry that cost (a count of int8 layers is the sum
+    of the int8 components); the `quant` group can, and predictors saved without it still load."""
+    from hwprofiles import sample_profile_archs
+    from predictors import LatencyPredictor, build_predictor, get_predictor
+
+    schema = FeatureSchema(tiny_space, tiny_spec)
+    archs = sample_profile_archs(tiny_space, 150, seed=0)
+    any_int8 = schema.transform(archs, ["quant"])[:, 0]
+    assert schema.names(["quant"]) == ["any_int8"] and "any_int8" not in schema.names(["components"])
+    assert list(any_int8) == [float(any(layer.quant == "int8" for layer in a.layers)) for a in archs]
+    costs = np.random.default_rng(0).uniform(0.002, 0.02, len(schema.names(["components"])))
+
+    def latency(batch):
+        return 0.01 + schema.transform(batch, ["components"]) @ costs + 0.007 * schema.transform(batch, ["quant"])[:, 0]
+
+    twins = [Arch(16, (LayerConfig(1, 1, "softmax", q),)) for q in ("fp32", "int8")]  # the smallest models
+    flagged = build_predictor("lut", schema, "cpu")
+    assert flagged.groups == ("components", "quant")
+    flagged.fit_archs(archs, latency(archs))
+    assert flagged.estimator.costs_[-1] == pytest.approx(0.007, rel=1e-3)
+    np.testing.assert_allclose(flagged.predict_archs(twins), latency(twins), rtol=1e-3)
+    old = LatencyPredictor(get_predictor("lut"), schema, ["components"], "cpu").fit_archs(archs, latency(archs))
+    assert np.max(np.abs(old.predict_archs(twins) / latency(twins) - 1)) > 0.02  # cannot carry it
+    loaded = LatencyPredictor.load(old.save(tmp_path / "old.safetensors"), space=tiny_space)
+    assert loaded.groups == ("components",)
+    np.testing.assert_allclose(loaded.predict_archs(twins), old.predict_archs(twins), rtol=1e-12)

@@ -77,7 +77,7 @@ def test_transfer_re_ranks_where_a_monotone_map_cannot(world, tmp_path):
     tau_calibrated = kendall_tau(truth, calibrated.predict_archs(held_out))
     assert tau_calibrated == pytest.approx(tau_source)  # monotone: the source's ranking, whatever the fit
     pred = adapted.predict_archs(held_out)
-    assert adapted.name == "transfer" and adapted.groups == ("components", "components", "blocks")
+    assert adapted.name == "transfer" and adapted.groups == (*source.groups, "components", "blocks")
     assert within(truth, pred, 0.10) >= 0.95 and kendall_tau(truth, pred) >= 0.9
     assert kendall_tau(truth, residual_only.predict_archs(held_out)) > tau_source + 0.1  # the residual alone re-ranks
     assert within(truth, calibrated.predict_archs(held_out), 0.10) < 0.5
