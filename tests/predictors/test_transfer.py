@@ -159,3 +159,15 @@ def test_dominated_on_measurements():
         dominated_on_measurements([0.0, 2.0], [1, 2], [0.5, 0.6], [0.1, 0.1])
     with pytest.raises(ValueError, match="accuracy_se must hold finite non-negative"):
         dominated_on_measurements([1.0, 2.0], [1, 2], [0.5, 0.6], [0.1, -0.1])
+
+
+def test_a_model_and_its_twin_measured_twice_do_not_dominate_each_other():
+    # same architecture exported twice (a front model that is also a baseline): 0.2% apart
+    flagged = dominated_on_measurements([0.1000, 0.0998], [5000, 5000], [0.7, 0.7], [0.01, 0.01])
+    assert flagged == [(), ()]
+    assert dominated_on_measurements([0.1000, 0.0998], [5000, 5000], [0.7, 0.7], [0.01, 0.01],
+                                     latency_rtol=0.0) == [(1,), ()]
+    # 10% faster at the same size and accuracy does dominate
+    assert dominated_on_measurements([0.10, 0.09], [5000, 5000], [0.7, 0.7], [0.01, 0.01]) == [(1,), ()]
+    with pytest.raises(ValueError, match=r"latency_rtol must be a number in \[0, 1\), got 1.5"):
+        dominated_on_measurements([0.1], [1], [0.5], [0.1], latency_rtol=1.5)
