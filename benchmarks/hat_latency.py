@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from predictors import get_predictor, latency_metrics
+from predictors import get_estimator, latency_metrics
 
 FEATURES = ["encoder_embed_dim", "encoder_layer_num", "encoder_ffn_embed_dim_avg",
             "encoder_self_attention_heads_avg", "decoder_embed_dim", "decoder_layer_num",
@@ -35,10 +35,10 @@ NAMES = ["lut", "ridge", "gbt", "mlp", "hybrid"]
 
 def make(name: str, seed: int, n_features: int):
     if name == "hybrid":
-        return get_predictor("hybrid", n_lut_columns=n_features)
+        return get_estimator("hybrid", n_lut_columns=n_features)
     if name in ("gbt", "mlp"):
-        return get_predictor(name, random_state=seed)
-    return get_predictor(name)
+        return get_estimator(name, random_state=seed)
+    return get_estimator(name)
 
 
 def main() -> None:

@@ -40,7 +40,7 @@ import pandas as pd
 
 from hwprofiles import (DeviceSpec, MeasureConfig, coverage_archs, fingerprint, get_device, profile_device,
                         sample_profile_archs)
-from predictors import (DEFAULT_NAMES, FeatureSchema, adaptation_archs, block_costs_of, build_predictor,
+from predictors import (DEFAULT_NAMES, FeatureSchema, adaptation_archs, block_costs_of, build_latency_predictor,
                         compare_predictors, kendall_tau, latency_metrics, within)
 from supernet import DEFAULT_SPACE
 from supernet.tasks import get_task
@@ -155,7 +155,7 @@ def main() -> None:
     for stat, y_src in (("median_ms", y), ("min_ms", y_min)):
         rows_n = curve_df[(curve_df["n_samples"] == largest) & (curve_df["target"] == stat)]
         src_name = rows_n.sort_values(["within_10", "mape"], ascending=[False, True]).iloc[0]["predictor"]
-        source = build_predictor(src_name, schema, cpu.device, seed=seed).fit_archs([archs[i] for i in idx],
+        source = build_latency_predictor(src_name, schema, cpu.device, seed=seed).fit_archs([archs[i] for i in idx],
                                                                                    y_src[idx])
         for name, prof in targets.items():
             got = dict(zip(prof.table["arch"], prof.latency(stat)))
@@ -177,7 +177,7 @@ def main() -> None:
                     pred = source.adapt(pool, y_pool[d], prof.device, method="calibrated").predict_archs(test[0])
                     adapted.append((within(y_test, pred, 0.10), kendall_tau(y_test, pred),
                                     latency_metrics(y_test, pred)["mape"]))
-                    own = build_predictor("lut", schema, prof.device).fit_archs(pool, y_pool[d]).predict_archs(test[0])
+                    own = build_latency_predictor("lut", schema, prof.device).fit_archs(pool, y_pool[d]).predict_archs(test[0])
                     scratch.append((within(y_test, own, 0.10), kendall_tau(y_test, own)))
                 a, s_ = np.array(adapted), np.array(scratch)
                 row[f"k{k}"] = {"within_10": float(a[:, 0].mean()), "kendall_tau": float(a[:, 1].mean()),
@@ -251,7 +251,7 @@ def _full_predictor(schema: FeatureSchema, device: DeviceSpec, archs: list, y: n
     pick = lambda idx: ([archs[i] for i in idx], y[idx])  # noqa: E731
     _, table = compare_predictors(schema, device, pick(fit_i), pick(val_i), names=DEFAULT_NAMES, seed=seed)
     name = table.sort_values(["within_10", "mape"], ascending=[False, True]).iloc[0]["predictor"]
-    pred = build_predictor(name, schema, device, seed=seed, profile={"target": "min_ms"})
+    pred = build_latency_predictor(name, schema, device, seed=seed, profile={"target": "min_ms"})
     return pred.fit_archs(archs, y)
 
 
@@ -295,9 +295,9 @@ def pair_table(args, schema, archs, train_idx, test_idx, config, work: Path, cac
                     "transfer": full[src].adapt(pool, y_pool, dev, block_costs=blocks[tgt], seed=args.seed),
                     "transfer (no blocks)": full[src].adapt(pool, y_pool, dev, seed=args.seed),
                     "calibrated": full[src].adapt(pool, y_pool, dev, method="calibrated"),
-                    "scratch lut+blocks": build_predictor("lut", schema, dev, block_costs=blocks[tgt]).fit_archs(
+                    "scratch lut+blocks": build_latency_predictor("lut", schema, dev, block_costs=blocks[tgt]).fit_archs(
                         pool, y_pool),
-                    "scratch ridge": build_predictor("ridge", schema, dev).fit_archs(pool, y_pool),
+                    "scratch ridge": build_latency_predictor("ridge", schema, dev).fit_archs(pool, y_pool),
                 }
                 for method, pred in methods.items():
                     rows.append({**base_row, "source": src, "k": k, "method": method, "source_tau": corr,

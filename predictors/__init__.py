@@ -5,13 +5,13 @@ its feature schema, space, device and profile and saves it as JSON plus arrays o
 """
 
 from ._adapt import adapt_predictor, adaptation_archs, block_costs_of, source_component_costs
-from ._base import Estimator, NotFittedError, get_predictor, predictor_names, register
+from ._base import Estimator, NotFittedError, estimator_names, get_estimator, register_estimator
 from ._dominance import dominated_on_measurements
 from ._estimators import (CalibratedPredictor, GBTPredictor, HybridPredictor, LookupTablePredictor, MLPPredictor,
                           RidgePredictor)
 from ._latency import LatencyPredictor
 from ._score import PredictorScore, score_predictor
-from ._select import DEFAULT_NAMES, build_predictor, compare_predictors, fit_and_select, split_indices
+from ._select import DEFAULT_NAMES, build_latency_predictor, compare_predictors, fit_and_select, split_indices
 from ._transfer import TransferPredictor
 from .features import FeatureSchema
 from .metrics import kendall_tau, latency_metrics, mape, rmse, spearman, within
@@ -19,8 +19,8 @@ from .metrics import kendall_tau, latency_metrics, mape, rmse, spearman, within
 __all__ = [
     "CalibratedPredictor", "DEFAULT_NAMES", "Estimator", "FeatureSchema", "GBTPredictor", "HybridPredictor",
     "LatencyPredictor", "LookupTablePredictor", "MLPPredictor", "NotFittedError", "PredictorScore", "RidgePredictor",
-    "TransferPredictor", "adapt_predictor", "adaptation_archs", "block_costs_of", "build_predictor", "compare_predictors", "dominated_on_measurements",
+    "TransferPredictor", "adapt_predictor", "adaptation_archs", "block_costs_of", "build_latency_predictor", "compare_predictors", "dominated_on_measurements",
     "fit_and_select",
-    "get_predictor", "kendall_tau", "latency_metrics", "mape", "predictor_names", "register", "rmse",
+    "estimator_names", "get_estimator", "kendall_tau", "latency_metrics", "mape", "register_estimator", "rmse",
     "score_predictor", "source_component_costs", "spearman", "split_indices", "within",
 ]

@@ -105,7 +105,7 @@ def adapt_predictor(source: "LatencyPredictor", device: DeviceSpec | str, *, sam
     predictor records its leave-one-out agreement with the k measurements in
     ``metrics["adaptation"]``: the only held-out figure k measurements allow.
     """
-    from ._base import get_predictor
+    from ._base import get_estimator
 
     device = get_device(device)
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
@@ -127,7 +127,7 @@ def adapt_predictor(source: "LatencyPredictor", device: DeviceSpec | str, *, sam
         params = adapted.estimator.get_params()
         for i in range(len(y)):
             keep = np.arange(len(y)) != i
-            loo[i] = get_predictor("transfer", **params).fit(X[keep], y[keep]).predict(X[i:i + 1])[0]
+            loo[i] = get_estimator("transfer", **params).fit(X[keep], y[keep]).predict(X[i:i + 1])[0]
     seconds = profile.meta.get("seconds", {})
     adapted.metrics = {"target": target, "selected_by": "adaptation (transfer)",
                        "adaptation": {"k": len(y), "blocks": len(block_costs_of(profile, target)) if blocks else 0,

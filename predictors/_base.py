@@ -129,30 +129,30 @@ class Estimator(ABC):
                 return [arrays[k] for k in value["__arrays__"]]
             return value
 
-        est = get_predictor(desc["name"], **{k: decode(v) for k, v in desc["params"].items()})
+        est = get_estimator(desc["name"], **{k: decode(v) for k, v in desc["params"].items()})
         for k, v in desc["learned"].items():
             setattr(est, k, decode(v))
         return est
 
 
-def register(cls: type[Estimator]) -> type[Estimator]:
+def register_estimator(cls: type[Estimator]) -> type[Estimator]:
     """Class decorator: make an estimator available by its `name`; a name taken by another class raises."""
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not name:
         raise ValueError(f"an estimator needs a non-empty string `name` to be registered, got {name!r}")
     existing = _REGISTRY.get(name)
     if existing is not None and existing is not cls:
-        raise ValueError(f"predictor name {name!r} is already registered by {existing.__module__}."
+        raise ValueError(f"estimator name {name!r} is already registered by {existing.__module__}."
                          f"{existing.__qualname__}; choose another name (known: {list(_REGISTRY)})")
     _REGISTRY[name] = cls
     return cls
 
 
-def predictor_names() -> tuple[str, ...]:
+def estimator_names() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
-def get_predictor(name: str, **params: Any) -> Estimator:
+def get_estimator(name: str, **params: Any) -> Estimator:
     """A new (unfitted) estimator by registered name; unknown names list the known ones."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown predictor {name!r}; known: {list(_REGISTRY)}")

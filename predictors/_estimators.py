@@ -46,7 +46,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy.optimize import nnls
 
-from ._base import Estimator, register
+from ._base import Estimator, register_estimator
 
 
 def _standardize(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +82,7 @@ def _check_counts(X: np.ndarray, what: str) -> None:
                          f"got {X[:, j].min()!r} in column {j}; use ridge, gbt or mlp for other features")
 
 
-@register
+@register_estimator
 class LookupTablePredictor(Estimator):
     """Sum of per-component costs plus an overhead; X holds non-negative component (or block) counts."""
 
@@ -117,7 +117,7 @@ class LookupTablePredictor(Estimator):
         return self._clip(self.scale_ * (X @ self.costs_) + self.overhead_)
 
 
-@register
+@register_estimator
 class RidgePredictor(Estimator):
     """Ridge regression on standardized features: latency with relative-error weights, or log latency.
 
@@ -153,7 +153,7 @@ class RidgePredictor(Estimator):
         return self._clip(np.exp(raw) if self.target == "log" else raw)
 
 
-@register
+@register_estimator
 class GBTPredictor(Estimator):
     """Gradient-boosted regression trees on log latency."""
 
@@ -202,7 +202,7 @@ class GBTPredictor(Estimator):
         return self._clip(np.exp(self.init_ + self.learning_rate * self.value_[node].sum(axis=1)))
 
 
-@register
+@register_estimator
 class MLPPredictor(Estimator):
     """A small ReLU multi-layer perceptron on standardized features and log latency."""
 
@@ -243,7 +243,7 @@ class MLPPredictor(Estimator):
         return self._clip(np.exp(h[:, 0] * self.y_scale_ + self.y_mean_))
 
 
-@register
+@register_estimator
 class HybridPredictor(Estimator):
     """Lookup-table sum of the first `n_lut_columns` (non-negative count) columns times a learned correction."""
 
@@ -281,7 +281,7 @@ class HybridPredictor(Estimator):
         return self._clip(base * np.exp(F @ self.coef_ + self.intercept_))
 
 
-@register
+@register_estimator
 class CalibratedPredictor(Estimator):
     """A fitted `base` estimator mapped to a new device: log y = a * log base(X) + b."""
 

@@ -11,7 +11,7 @@ import pandas as pd
 from hwprofiles import DEFAULT_TARGET, Profile
 from supernet import Arch
 
-from ._base import get_predictor
+from ._base import get_estimator
 from ._latency import LatencyPredictor
 from .features import FeatureSchema
 from .metrics import latency_metrics
@@ -20,7 +20,7 @@ DEFAULT_NAMES = ("lut", "ridge", "gbt", "mlp", "hybrid")
 _MODEL_GROUPS = ("global", "layers", "analytic")
 
 
-def build_predictor(name: str, schema: FeatureSchema, device: Any, *, block_costs: dict[str, float] | None = None,
+def build_latency_predictor(name: str, schema: FeatureSchema, device: Any, *, block_costs: dict[str, float] | None = None,
                     seed: int = 0, profile: dict[str, Any] | None = None) -> LatencyPredictor:
     """An unfitted `LatencyPredictor` for a registered estimator with its default feature groups.
 
@@ -35,16 +35,16 @@ def build_predictor(name: str, schema: FeatureSchema, device: Any, *, block_cost
             costs = np.array([block_costs[n] for n in names])
     lut_groups = ("blocks",) if costs is not None else ("components", "quant")
     if name == "lut":
-        est, groups = get_predictor("lut", block_costs=costs), lut_groups
+        est, groups = get_estimator("lut", block_costs=costs), lut_groups
     elif name == "ridge":
-        est, groups = get_predictor("ridge"), ("components", "quant", *_MODEL_GROUPS)
+        est, groups = get_estimator("ridge"), ("components", "quant", *_MODEL_GROUPS)
     elif name == "gbt":
-        est, groups = get_predictor("gbt", random_state=seed), _MODEL_GROUPS
+        est, groups = get_estimator("gbt", random_state=seed), _MODEL_GROUPS
     elif name == "mlp":
-        est, groups = get_predictor("mlp", random_state=seed), _MODEL_GROUPS
+        est, groups = get_estimator("mlp", random_state=seed), _MODEL_GROUPS
     elif name == "hybrid":
         n_lut = len(schema.names(lut_groups))
-        est, groups = get_predictor("hybrid", n_lut_columns=n_lut, block_costs=costs), (*lut_groups, *_MODEL_GROUPS)
+        est, groups = get_estimator("hybrid", n_lut_columns=n_lut, block_costs=costs), (*lut_groups, *_MODEL_GROUPS)
     else:
         raise ValueError(f"no default setup for predictor {name!r}; known: {list(DEFAULT_NAMES)}")
     return LatencyPredictor(est, schema, groups, device, profile=profile)
@@ -67,7 +67,7 @@ def compare_predictors(schema: FeatureSchema, device: Any, train: tuple[Sequence
     """Fit each named predictor on `train`, score it on `test`: (fitted predictors, metric table)."""
     fitted, rows = {}, []
     for name in names:
-        pred = build_predictor(name, schema, device, block_costs=block_costs, seed=seed)
+        pred = build_latency_predictor(name, schema, device, block_costs=block_costs, seed=seed)
         t0 = time.perf_counter()
         pred.fit_archs(*train)
         fit_s = time.perf_counter() - t0
@@ -96,7 +96,7 @@ def fit_and_select(profile: Profile, *, seed: int = 0, names: Sequence[str] = DE
     _, table = compare_predictors(schema, profile.device, pick(train_idx), pick(test_idx), names=names,
                                   block_costs=profile.block_costs(), seed=seed)
     best_row = table.sort_values(["within_10", "mape"], ascending=[False, True]).iloc[0]
-    best = build_predictor(best_row["predictor"], schema, profile.device, block_costs=profile.block_costs(),
+    best = build_latency_predictor(best_row["predictor"], schema, profile.device, block_costs=profile.block_costs(),
                            seed=seed, profile={**profile.reference(), "target": target})
     best.fit_archs(archs, y)
     ceiling = profile.repeatability_of(target)

@@ -45,7 +45,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._base import Estimator, register
+from ._base import Estimator, register_estimator
 
 _ALPHAS = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 _TINY_MS = 1e-9
@@ -69,7 +69,7 @@ def _loo_ridge(S: np.ndarray, r: np.ndarray, alpha: float) -> tuple[np.ndarray, 
     return coef, float(np.mean(np.minimum(np.abs(loo), 1.0)))
 
 
-@register
+@register_estimator
 class TransferPredictor(Estimator):
     """A fitted `base` estimator moved to a new device by a few measurements (see the module docstring)."""
 

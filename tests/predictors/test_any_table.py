@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from predictors import Estimator, LatencyPredictor, build_predictor, get_predictor, predictor_names, spearman, within
+from predictors import Estimator, LatencyPredictor, build_latency_predictor, get_estimator, estimator_names, spearman, within
 from predictors.features import FeatureSchema
 
 
@@ -28,15 +28,15 @@ def _plain_table(seed: int, n: int = 160) -> tuple[np.ndarray, np.ndarray]:
 
 def _make(name: str, X: np.ndarray, y: np.ndarray) -> Estimator:
     if name == "hybrid":
-        return get_predictor(name, n_lut_columns=4)  # the non-negative columns first
+        return get_estimator(name, n_lut_columns=4)  # the non-negative columns first
     if name == "calibrated":
-        return get_predictor(name, base=get_predictor("ridge", target="log").fit(X, y))
+        return get_estimator(name, base=get_estimator("ridge", target="log").fit(X, y))
     if name == "transfer":  # a base on the whole table, nothing else: the table of another space adapts too
-        return get_predictor(name, base=get_predictor("ridge", target="log").fit(X, y), n_base_columns=X.shape[1])
-    return get_predictor(name)
+        return get_estimator(name, base=get_estimator("ridge", target="log").fit(X, y), n_base_columns=X.shape[1])
+    return get_estimator(name)
 
 
-@pytest.mark.parametrize("name", [n for n in predictor_names() if n != "lut"])
+@pytest.mark.parametrize("name", [n for n in estimator_names() if n != "lut"])
 def test_every_estimator_fits_a_plain_feature_table(name):
     X, y = _plain_table(0)
     est = _make(name, X[:120], y[:120]).fit(X[:120], y[:120])
@@ -49,19 +49,19 @@ def test_every_estimator_fits_a_plain_feature_table(name):
 def test_lookup_table_needs_non_negative_columns():
     X, y = _plain_table(1)
     with pytest.raises(ValueError, match=r"lut columns must be non-negative .* in column 4"):
-        get_predictor("lut").fit(X, y)
+        get_estimator("lut").fit(X, y)
     with pytest.raises(ValueError, match="lut columns must be non-negative"):
-        get_predictor("hybrid", n_lut_columns=5).fit(X, y)
-    lut = get_predictor("lut").fit(X[:120, :4], y[:120])  # plain non-negative amounts: a non-negative linear model
+        get_estimator("hybrid", n_lut_columns=5).fit(X, y)
+    lut = get_estimator("lut").fit(X[:120, :4], y[:120])  # plain non-negative amounts: a non-negative linear model
     assert np.all(lut.costs_ >= 0) and spearman(y[120:], lut.predict(X[120:, :4])) > 0.6
 
 
 def test_few_shot_calibration_to_another_device_on_a_plain_table():
     X, y_a = _plain_table(2, n=200)
     y_b = 2.5 * y_a**0.9  # another device: slower, compressed range
-    base = get_predictor("mlp").fit(X[:150], y_a[:150])
+    base = get_estimator("mlp").fit(X[:150], y_a[:150])
     assert within(y_b[150:], base.predict(X[150:]), 0.10) == 0.0
-    calibrated = get_predictor("calibrated", base=base).fit(X[150:165], y_b[150:165])  # 15 measurements
+    calibrated = get_estimator("calibrated", base=base).fit(X[150:165], y_b[150:165])  # 15 measurements
     assert within(y_b[:150], calibrated.predict(X[:150]), 0.10) >= within(y_a[:150], base.predict(X[:150]), 0.10) - 0.1
 
 
@@ -80,14 +80,14 @@ def test_targets_spanning_orders_of_magnitude_keep_the_ranking(seed):
     assert y.max() / y.min() > 1e3 and np.mean(y < 0.01 * np.median(y)) > 0.05  # some near zero
     fit, test = slice(0, 200), slice(200, None)
     for name in ("ridge", "lut"):
-        pred = get_predictor(name).fit(X[fit], y[fit]).predict(X[test])
+        pred = get_estimator(name).fit(X[fit], y[fit]).predict(X[test])
         assert spearman(true[test], pred) > 0.98 and within(true[test], pred, 0.10) > 0.85, name
     # Plain relative error (no weight floor) lets the near-zero rows dominate ridge's fit.
-    unfloored = get_predictor("ridge", weight_floor=0.0).fit(X[fit], y[fit]).predict(X[test])
+    unfloored = get_estimator("ridge", weight_floor=0.0).fit(X[fit], y[fit]).predict(X[test])
     assert spearman(true[test], unfloored) < 0.95
 
 
-@pytest.mark.parametrize("name", predictor_names())
+@pytest.mark.parametrize("name", estimator_names())
 def test_predictions_never_fall_below_half_the_fastest_fitted_latency(name):
     X, y, _ = _wide_table(3)
     est = _make(name, X, y).fit(X, y)
@@ -101,7 +101,7 @@ def test_predictions_never_fall_below_half_the_fastest_fitted_latency(name):
 def test_weight_floor_is_validated():
     X, y, _ = _wide_table(4)
     with pytest.raises(ValueError, match="weight_floor must be a non-negative number, got -1"):
-        get_predictor("ridge", weight_floor=-1).fit(X, y)
+        get_estimator("ridge", weight_floor=-1).fit(X, y)
 
 
 def test_estimators_saved_before_the_floor_still_load(tmp_path, tiny_space, tiny_spec):
@@ -113,7 +113,7 @@ def test_estimators_saved_before_the_floor_still_load(tmp_path, tiny_space, tiny
     archs = tiny_space.sample_many(40, 0)
     y = 0.05 + 0.01 * schema.transform(archs, ["components"]).sum(axis=1)
     for name in ("lut", "ridge", "hybrid"):
-        pred = build_predictor(name, schema, "cpu").fit_archs(archs, y)
+        pred = build_latency_predictor(name, schema, "cpu").fit_archs(archs, y)
         path = pred.save(tmp_path / f"{name}.safetensors")
         with safe_open(str(path), framework="np") as fh:
             header = json.loads(fh.metadata()["hwnas"])

@@ -7,7 +7,7 @@ import inspect
 import numpy as np
 import pytest
 
-from predictors import Estimator, NotFittedError, get_predictor, predictor_names
+from predictors import Estimator, NotFittedError, get_estimator, estimator_names
 
 
 def _data(seed=0, n=120, k=8):
@@ -19,24 +19,24 @@ def _data(seed=0, n=120, k=8):
 
 def _make(name: str) -> Estimator:
     if name == "hybrid":
-        return get_predictor(name, n_lut_columns=5)
+        return get_estimator(name, n_lut_columns=5)
     if name == "calibrated":
         X, y = _data()
-        return get_predictor(name, base=get_predictor("ridge").fit(X, y))
+        return get_estimator(name, base=get_estimator("ridge").fit(X, y))
     if name == "transfer":  # base on the first 5 columns, a residual over the other 3
         X, y = _data()
-        return get_predictor(name, base=get_predictor("ridge").fit(X[:, :5], y), n_base_columns=5,
+        return get_estimator(name, base=get_estimator("ridge").fit(X[:, :5], y), n_base_columns=5,
                              prior_costs=[0.05, 0.1, 0.15])
-    return get_predictor(name)
+    return get_estimator(name)
 
 
 def test_registry_lists_the_predictors():
-    assert {"lut", "ridge", "gbt", "mlp", "hybrid", "calibrated", "transfer"} <= set(predictor_names())
+    assert {"lut", "ridge", "gbt", "mlp", "hybrid", "calibrated", "transfer"} <= set(estimator_names())
     with pytest.raises(ValueError, match="unknown predictor 'svm'; known: \\['lut'"):
-        get_predictor("svm")
+        get_estimator("svm")
 
 
-@pytest.mark.parametrize("name", predictor_names())
+@pytest.mark.parametrize("name", estimator_names())
 def test_contract(name):
     est = _make(name)
     params = est.get_params()
@@ -59,7 +59,7 @@ def test_contract(name):
         _make(name).fit(X, -y)
 
 
-@pytest.mark.parametrize("name", predictor_names())
+@pytest.mark.parametrize("name", estimator_names())
 def test_state_round_trip(name):
     X, y = _data(1)
     est = _make(name).fit(X, y)
@@ -75,10 +75,10 @@ def test_state_round_trip(name):
 
 def test_additive_latency_is_learned_by_lookup_table():
     X, y = _data(2, n=200)
-    lut = get_predictor("lut").fit(X[:150], y[:150])
+    lut = get_estimator("lut").fit(X[:150], y[:150])
     np.testing.assert_allclose(lut.predict(X[150:]), y[150:], rtol=1e-6)
     costs = np.linspace(0.01, 0.08, X.shape[1])
-    measured = get_predictor("lut", block_costs=costs).fit(X, 1.2 * (X @ costs) + 0.3)
+    measured = get_estimator("lut", block_costs=costs).fit(X, 1.2 * (X @ costs) + 0.3)
     assert measured.scale_ == pytest.approx(1.2) and measured.overhead_ == pytest.approx(0.3)
 
 
@@ -86,13 +86,13 @@ def test_gbt_predicts_like_scikit_learn():
     from sklearn.ensemble import GradientBoostingRegressor
 
     X, y = _data(3)
-    ours = get_predictor("gbt", n_estimators=50, subsample=1.0, random_state=0).fit(X, y)
+    ours = get_estimator("gbt", n_estimators=50, subsample=1.0, random_state=0).fit(X, y)
     ref = GradientBoostingRegressor(n_estimators=50, learning_rate=0.05, max_depth=3, random_state=0).fit(X, np.log(y))
     np.testing.assert_allclose(np.log(ours.predict(X)), ref.predict(X), atol=1e-10)
 
 
 def test_registry_refuses_a_duplicate_name():
-    from predictors import register
+    from predictors import register_estimator
 
     class Another(Estimator):
         name = "ridge"
@@ -103,6 +103,6 @@ def test_registry_refuses_a_duplicate_name():
         def predict(self, X):
             return np.ones(len(X))
 
-    with pytest.raises(ValueError, match="predictor name 'ridge' is already registered by .*RidgePredictor"):
-        register(Another)
-    assert type(get_predictor("ridge")).__name__ == "RidgePredictor"  # the first one stays
+    with pytest.raises(ValueError, match="estimator name .ridge. is already registered by .*RidgePredictor"):
+        register_estimator(Another)
+    assert type(get_estimator("ridge")).__name__ == "RidgePredictor"  # the first one stays

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hwprofiles import MeasureConfig, profile_device, sample_profile_archs
-from predictors import DEFAULT_NAMES, FeatureSchema, LatencyPredictor, build_predictor, fit_and_select, within
+from predictors import DEFAULT_NAMES, FeatureSchema, LatencyPredictor, build_latency_predictor, fit_and_select, within
 from supernet import SearchSpace
 
 QUICK = MeasureConfig(warmup=1, min_runs=3, max_runs=5, max_seconds=0.005, rounds=2, repeats=0)
@@ -60,7 +60,7 @@ def test_save_load_and_mismatches(profile, tmp_path, tiny_space):
 @pytest.mark.parametrize("name", DEFAULT_NAMES)
 def test_every_default_predictor_persists(profile, tmp_path, name):
     schema = FeatureSchema(profile.space, profile.spec)
-    pred = build_predictor(name, schema, profile.device, profile=profile.reference())
+    pred = build_latency_predictor(name, schema, profile.device, profile=profile.reference())
     pred.fit_archs(profile.archs(), profile.latency_ms)
     loaded = LatencyPredictor.load(pred.save(tmp_path / f"{name}.st"), space=profile.space, device=profile.device)
     np.testing.assert_allclose(loaded.predict_archs(profile.archs()), pred.predict_archs(profile.archs()))
@@ -73,10 +73,10 @@ def test_lookup_table_uses_measured_blocks(tiny_space, tiny_spec):
     archs = sample_profile_archs(tiny_space, 30, seed=0)
     X = schema.transform(archs, ["blocks"])
     y = 1.1 * (X @ np.array([costs[n] for n in names])) + 0.05
-    pred = build_predictor("lut", schema, "cpu", block_costs=costs).fit_archs(archs, y)
+    pred = build_latency_predictor("lut", schema, "cpu", block_costs=costs).fit_archs(archs, y)
     assert pred.groups == ("blocks",)
     np.testing.assert_allclose(pred.predict_archs(archs), y, rtol=1e-9)
-    fallback = build_predictor("lut", schema, "cpu", block_costs={})
+    fallback = build_latency_predictor("lut", schema, "cpu", block_costs={})
     assert fallback.groups == ("components", "quant")  # component costs and the once-per-model int8 cost
 
 
@@ -87,7 +87,7 @@ def test_few_sample_adaptation(tiny_space, tiny_spec, tmp_path):
     rng = np.random.default_rng(0)
     y_a = 0.02 + comps @ rng.uniform(0.01, 0.1, comps.shape[1])
     y_b = 1.7 * y_a**0.9  # another device: slower, compressed range
-    source = build_predictor("ridge", schema, "cpu").fit_archs(archs[:100], y_a[:100])
+    source = build_latency_predictor("ridge", schema, "cpu").fit_archs(archs[:100], y_a[:100])
     adapted = source.adapt(archs[100:110], y_b[100:110], "cpu-2t", method="calibrated")
     assert adapted.device.name == "cpu-2t" and adapted.name == "calibrated"
     assert within(y_b[:100], adapted.predict_archs(archs[:100]), 0.10) >= 0.95

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from predictors import LatencyPredictor, get_predictor
+from predictors import LatencyPredictor, get_estimator
 from predictors.features import FeatureSchema
 
 
@@ -14,7 +14,7 @@ def test_predictions_stay_within_the_fitted_range(tiny_space, tiny_spec, tmp_pat
     # Latency driven by depth only: the lookup table fits zero cost to everything else,
     # so a depth-1 subnet's raw prediction is the estimator's floor, far below any latency.
     y = np.array([0.05 + 0.02 * (a.depth - 1) for a in archs])
-    predictor = LatencyPredictor(get_predictor("lut"), schema, ["components"], "cpu").fit_archs(archs, y)
+    predictor = LatencyPredictor(get_estimator("lut"), schema, ["components"], "cpu").fit_archs(archs, y)
     lo, hi = predictor.latency_range
     assert (lo, hi) == (y.min(), y.max())
     predicted = predictor.predict_archs(tiny_space.sample_many(50, 1))

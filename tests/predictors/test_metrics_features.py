@@ -51,7 +51,7 @@ def test_quant_group_carries_a_cost_paid_once_per_model_with_int8_layers(tiny_sp
     int8 layer. Component costs alone cannot carry that cost (a count of int8 layers is the sum
     of the int8 components); the `quant` group can, and predictors saved without it still load."""
     from hwprofiles import sample_profile_archs
-    from predictors import LatencyPredictor, build_predictor, get_predictor
+    from predictors import LatencyPredictor, build_latency_predictor, get_estimator
 
     schema = FeatureSchema(tiny_space, tiny_spec)
     archs = sample_profile_archs(tiny_space, 150, seed=0)
@@ -64,12 +64,12 @@ def test_quant_group_carries_a_cost_paid_once_per_model_with_int8_layers(tiny_sp
         return 0.01 + schema.transform(batch, ["components"]) @ costs + 0.007 * schema.transform(batch, ["quant"])[:, 0]
 
     twins = [Arch(16, (LayerConfig(1, 1, "softmax", q),)) for q in ("fp32", "int8")]  # the smallest models
-    flagged = build_predictor("lut", schema, "cpu")
+    flagged = build_latency_predictor("lut", schema, "cpu")
     assert flagged.groups == ("components", "quant")
     flagged.fit_archs(archs, latency(archs))
     assert flagged.estimator.costs_[-1] == pytest.approx(0.007, rel=1e-3)
     np.testing.assert_allclose(flagged.predict_archs(twins), latency(twins), rtol=1e-3)
-    old = LatencyPredictor(get_predictor("lut"), schema, ["components"], "cpu").fit_archs(archs, latency(archs))
+    old = LatencyPredictor(get_estimator("lut"), schema, ["components"], "cpu").fit_archs(archs, latency(archs))
     assert np.max(np.abs(old.predict_archs(twins) / latency(twins) - 1)) > 0.02  # cannot carry it
     loaded = LatencyPredictor.load(old.save(tmp_path / "old.safetensors"), space=tiny_space)
     assert loaded.groups == ("components",)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from hwprofiles import MeasureConfig, Profile, profile_device
-from predictors import FeatureSchema, LatencyPredictor, build_predictor, score_predictor
+from predictors import FeatureSchema, LatencyPredictor, build_latency_predictor, score_predictor
 from supernet import SearchSpace
 
 QUICK = MeasureConfig(warmup=1, min_runs=3, max_runs=5, max_seconds=0.005, rounds=2, repeats=0)
@@ -25,7 +25,7 @@ def measured(tmp_path_factory, tiny_space, tiny_spec):
 @pytest.fixture(scope="module")
 def predictor(measured):
     schema = FeatureSchema(measured.space, measured.spec)
-    pred = build_predictor("ridge", schema, measured.device, profile={**measured.reference(), "target": "min_ms"})
+    pred = build_latency_predictor("ridge", schema, measured.device, profile={**measured.reference(), "target": "min_ms"})
     pred.metrics = {"target": "min_ms"}
     return pred.fit_archs(measured.archs(), measured.latency("min_ms"))
 

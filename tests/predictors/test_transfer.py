@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from predictors import (FeatureSchema, LatencyPredictor, TransferPredictor, adaptation_archs, build_predictor,
-                        dominated_on_measurements, get_predictor, kendall_tau, source_component_costs, within)
+from predictors import (FeatureSchema, LatencyPredictor, TransferPredictor, adaptation_archs, build_latency_predictor,
+                        dominated_on_measurements, get_estimator, kendall_tau, source_component_costs, within)
 from supernet import Arch
 
 ATTN_RATIO = {"softmax": 0.4, "linear": 1.0, "local": 3.0}  # the new device's cost ratio per attention type
@@ -37,7 +37,7 @@ def world(tiny_space, tiny_spec):
     C = schema.transform(archs, ["components"])
     y_src = 0.05 + C @ source_costs
     y_new = 0.08 + C @ new_costs
-    source = build_predictor("lut", schema, "cpu").fit_archs(archs[:300], y_src[:300])
+    source = build_latency_predictor("lut", schema, "cpu").fit_archs(archs[:300], y_src[:300])
     return schema, archs, y_src, y_new, source, new_costs
 
 
@@ -131,9 +131,9 @@ def test_adaptation_archs(world, tiny_space):
 def test_transfer_checks_its_inputs():
     X = np.random.default_rng(0).uniform(1, 2, size=(10, 4))
     y = X.sum(axis=1)
-    base = get_predictor("ridge").fit(X[:, :2], y)
+    base = get_estimator("ridge").fit(X[:, :2], y)
     with pytest.raises(ValueError, match="fitted estimator"):
-        TransferPredictor(base=get_predictor("ridge"), n_base_columns=2).fit(X[:, :2], y)
+        TransferPredictor(base=get_estimator("ridge"), n_base_columns=2).fit(X[:, :2], y)
     with pytest.raises(ValueError, match="X must have 4 columns"):
         TransferPredictor(base=base, n_base_columns=2, prior_costs=[1.0, 1.0]).fit(X[:, :3], y)
     with pytest.raises(ValueError, match="prior_costs must be"):

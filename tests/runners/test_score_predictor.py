@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from hwprofiles import MeasureConfig, Profile, profile_device
-from predictors import FeatureSchema, build_predictor, score_predictor
+from predictors import FeatureSchema, build_latency_predictor, score_predictor
 from runners.cli import main
 
 QUICK = MeasureConfig(warmup=1, min_runs=3, max_runs=5, max_seconds=0.005, rounds=2, repeats=0)
@@ -32,7 +32,7 @@ def files(tmp_path_factory, tiny_space, tiny_spec):
                             progress=False, seed=0)
     target = profile_device("cpu", tiny_space, tiny_spec, n_samples=10, out_dir=root / "target", config=QUICK,
                             progress=False, seed=1)
-    pred = build_predictor("ridge", FeatureSchema(tiny_space, tiny_spec), "cpu",
+    pred = build_latency_predictor("ridge", FeatureSchema(tiny_space, tiny_spec), "cpu",
                            profile={**source.reference(), "target": "min_ms"})
     pred.fit_archs(source.archs(), source.latency("min_ms")).save(root / "pred.safetensors")
     return root, pred
