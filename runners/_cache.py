@@ -8,12 +8,16 @@ checkpoint has another hash, so its searches never see the old accuracies.
 
 SQLite rather than a parquet file: several searches (devices side by side, or two
 `hwnas search` processes) append to it at once, and each append is one transaction, so a
-killed search leaves the table whole.
+killed search leaves the table whole. Searches side by side in one process also share
+what is being evaluated: an architecture one search is evaluating is waited for by the
+others, not evaluated again. (Two separate processes that meet the same new architecture
+at the same moment may both evaluate it; the table keeps one row.)
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -24,6 +28,11 @@ from ._errors import UserInputError
 
 CACHE_FILE = "accuracy_cache.sqlite"
 SCHEMA_VERSION = 1
+
+# (cache file, checkpoint, split, arch) -> set when its accuracy is stored: the evaluations in
+# flight in this process, so searches side by side never evaluate one architecture twice.
+_IN_FLIGHT: dict[tuple[str, str, str, str], threading.Event] = {}
+_IN_FLIGHT_LOCK = threading.Lock()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accuracy (
@@ -103,18 +112,40 @@ class AccuracyCache:
         """`evaluate(archs) -> accuracies`, answered from the table where it can be."""
         def cached(archs: list[Any]) -> np.ndarray:
             keys = [a.to_json() for a in archs]  # canonical JSON, as in search files
+            with _IN_FLIGHT_LOCK:  # claim what nobody stores or evaluates yet
+                stored = self.lookup(keys)
+                mine, theirs = [], []
+                for i, k in enumerate(keys):
+                    if k in stored or k in (keys[j] for j in mine):
+                        continue
+                    event = _IN_FLIGHT.get(self._flight(k))
+                    if event is None:
+                        _IN_FLIGHT[self._flight(k)] = threading.Event()
+                        mine.append(i)
+                    else:
+                        theirs.append((k, event))
+            try:
+                if mine:
+                    values = np.asarray(evaluate([archs[i] for i in mine]), dtype=np.float64)
+                    self.store([keys[i] for i in mine], values)
+            finally:
+                with _IN_FLIGHT_LOCK:
+                    for i in mine:
+                        _IN_FLIGHT.pop(self._flight(keys[i])).set()
+            for _, event in theirs:
+                event.wait()
             stored = self.lookup(keys)
-            missing = [i for i, k in enumerate(keys) if k not in stored]
-            out = np.array([stored.get(k, np.nan) for k in keys], dtype=np.float64)
+            missing = [k for k in keys if k not in stored]  # another search's evaluation failed
             if missing:
-                values = np.asarray(evaluate([archs[i] for i in missing]), dtype=np.float64)
-                out[missing] = values
-                self.store([keys[i] for i in missing], values)
-            self.hits += len(keys) - len(missing)
-            self.new += len(missing)
-            return out
+                return cached(archs)
+            self.hits += len(keys) - len(mine)
+            self.new += len(mine)
+            return np.array([stored[k] for k in keys], dtype=np.float64)
 
         return cached
+
+    def _flight(self, key: str) -> tuple[str, str, str, str]:
+        return (str(self.path.resolve()), self.checkpoint_sha256, self.split, key)
 
     def summary(self) -> dict[str, Any]:
         return {"file": self.path.name, "checkpoint_sha256": self.checkpoint_sha256, "split": self.split,

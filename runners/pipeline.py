@@ -315,13 +315,17 @@ def _stored_path(path: Path, run_dir: Path) -> str:
 
 
 def search_run(run_dir: Path, config: RunConfig, predictor_path: Path, echo: Echo, *,
-               name: str | None = None, unit: Path | None = None) -> str:
+               name: str | None = None, unit: Path | None = None, num_workers: int | None = None,
+               progress_bar: bool = True) -> str:
     """Search for a run folder (also the body of `hwnas search`); write UNIT/search/.
 
     The unit is `unit`, else RUN/searches/<name>/ for a named search, else the run folder.
     Accuracies come from the run's accuracy cache where stored; search.json records the
-    cache's hits and new evaluations.
+    cache's hits and new evaluations. `num_workers`: Ray evaluation workers (default: the
+    executor's num_cpus); `progress_bar` off for searches that run side by side.
     """
+    from contextlib import nullcontext
+
     import search
 
     from ._cache import CACHE_FILE, AccuracyCache, checkpoint_hash
@@ -344,7 +348,8 @@ def search_run(run_dir: Path, config: RunConfig, predictor_path: Path, echo: Ech
             from .executors import RayExecutor
 
             executor = RayExecutor(run_dir / "supernet", task.x_val, task.y_val,
-                                   address=config.executor.ray_address, num_workers=config.executor.num_cpus,
+                                   address=config.executor.ray_address,
+                                   num_workers=num_workers or config.executor.num_cpus,
                                    num_cpus=config.executor.num_cpus)
         cache = AccuracyCache(run_dir / CACHE_FILE, checkpoint_hash(meta), split="val", examples=len(task.y_val))
         problem = build_problem(config, predictor, supernet, task, executor, cache)
@@ -358,7 +363,7 @@ def search_run(run_dir: Path, config: RunConfig, predictor_path: Path, echo: Ech
             "device": predictor.device.name, "accuracy_split": "val", "accuracy_examples": len(task.y_val),
         }
         atomic_write_json(out / "search.json", record)
-        with search_progress(config.search.budget) as progress:
+        with (search_progress(config.search.budget) if progress_bar else nullcontext()) as progress:
             with user_errors():
                 result = search.run_search(problem, algorithm, budget=config.search.budget, seed=config.seed,
                                            out_dir=out, progress=progress)
@@ -380,12 +385,49 @@ def search_run(run_dir: Path, config: RunConfig, predictor_path: Path, echo: Ech
 
 
 def stage_search(state: RunState, echo: Echo) -> str:
-    units = device_units(state.run_dir, state.config)
+    """Search every device. With the Ray executor and several devices, the searches run side by
+    side on one Ray, sharing its CPUs (at least one evaluation worker each)."""
+    c = state.config
+    units = device_units(state.run_dir, c)
+    if c.executor.kind == "ray" and len(units) > 1:
+        return _searches_side_by_side(state, units, echo)
     lines = []
     for name, unit in units.items():
-        summary = search_run(state.run_dir, state.config, unit / "predictor", echo, unit=unit)
+        summary = search_run(state.run_dir, c, unit / "predictor", echo, unit=unit)
         lines.append(summary if len(units) == 1 else f"'{name}': {summary}")
     return "; ".join(lines)
+
+
+def _searches_side_by_side(state: RunState, units: dict[str, Path], echo: Echo) -> str:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .executors import _ray
+
+    c = state.config
+    ray = _ray()
+    started_here = not ray.is_initialized()
+    if started_here:  # one Ray for every search: their executors neither start nor stop it
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if c.executor.ray_address:
+            kwargs["address"] = c.executor.ray_address
+        else:
+            kwargs["num_cpus"] = c.executor.num_cpus
+        try:
+            ray.init(**kwargs)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            raise UserInputError(f"cannot start or join Ray: {exc}") from None
+    workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // len(units))
+    echo(f"searching {len(units)} devices side by side on Ray, {workers} evaluation worker(s) each")
+    try:
+        with ThreadPoolExecutor(max_workers=len(units)) as pool:
+            futures = {name: pool.submit(search_run, state.run_dir, c, unit / "predictor", echo, unit=unit,
+                                         num_workers=workers, progress_bar=False)
+                       for name, unit in units.items()}
+            summaries = {name: f.result() for name, f in futures.items()}
+    finally:
+        if started_here:
+            ray.shutdown()
+    return "; ".join(f"'{name}': {summary}" for name, summary in summaries.items()) + " (side by side)"
 
 
 def export_front(supernet, task, archs, predictor, out_dir: str | Path, *, baselines: bool = True,

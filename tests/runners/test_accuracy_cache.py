@@ -66,3 +66,38 @@ def test_a_broken_cache_file_is_one_clear_error(tmp_path):
     with pytest.raises(UserInputError, match="names no weights hash"):
         checkpoint_hash({"files": {}})
     assert checkpoint_hash({"files": {"weights": {"sha256": "c" * 64}}}) == "c" * 64
+
+
+def test_searches_side_by_side_never_evaluate_one_architecture_twice(tmp_path, archs):
+    import threading
+    import time
+
+    path = tmp_path / "cache.sqlite"
+    asked: list = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(2)
+
+    def slow(batch):
+        with lock:
+            asked.extend(batch)
+        time.sleep(0.2)  # keep the evaluation in flight while the other search asks
+        return Counting()(batch)
+
+    results = {}
+
+    def search(name: str, order) -> None:
+        cache = AccuracyCache(path, "a" * 64)
+        evaluate = cache.wrap(slow)
+        barrier.wait()
+        results[name] = (cache, [evaluate([a]) for a in order])
+
+    threads = [threading.Thread(target=search, args=("one", archs)),
+               threading.Thread(target=search, args=("two", archs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(a.to_json() for a in asked) == sorted(a.to_json() for a in archs)  # each exactly once
+    one, two = results["one"][0], results["two"][0]
+    assert one.new + two.new == len(archs) and one.hits + two.hits == len(archs)
+    assert [float(v[0]) for v in results["one"][1]] == [float(v[0]) for v in results["two"][1]]

@@ -64,3 +64,64 @@ def test_a_device_no_node_advertises_is_refused(two_nodes, tmp_path, tiny_space,
         profile_devices_on_ray([(get_device("cpu-2t"), tmp_path / "p")], tiny_space, tiny_spec, n_samples=8,
                                seed=0, config=MeasureConfig.fast())
     assert not (tmp_path / "p").exists()
+
+
+TINY_RAY = """
+seed = 0
+[task]
+name = "digits"
+[space]
+embed_dims = [16, 32]
+depths = [1, 2]
+heads = [1, 2]
+ffn_ratios = [1, 2]
+head_dim = 8
+local_window = 4
+[train]
+epochs = 1
+[profile]
+samples = 10
+preset = "fast"
+devices = ["cpu", "torch-cpu"]
+[search]
+algorithm = "random"
+budget = 6
+[executor]
+kind = "ray"
+num_cpus = 2
+"""
+
+
+def test_run_with_ray_profiles_and_searches_every_device(tmp_path, capsys):
+    """`hwnas run` with the Ray executor and two devices: profiling jobs placed by device
+    resource, the two searches side by side (one worker each), one accuracy cache."""
+    import sqlite3
+
+    import pandas as pd
+    import ray
+
+    from runners.cli import main
+
+    if ray.is_initialized():
+        ray.shutdown()
+    (tmp_path / "tiny.toml").write_text(TINY_RAY)
+    run = tmp_path / "run"
+    try:
+        main(["run", "--config", str(tmp_path / "tiny.toml"), "--run", str(run)])
+    except SystemExit as exc:
+        assert not exc.code
+    out = capsys.readouterr().out
+    assert "searching 2 devices side by side on Ray, 1 evaluation worker(s) each" in out
+    assert not ray.is_initialized()  # the pipeline stopped the Ray it started
+    archs = set()
+    for name in ("cpu", "torch-cpu"):
+        unit = run / "devices" / name
+        placement = json.loads((unit / "profile/placement.json").read_text())
+        assert placement["device"] == name and placement["ray_node_id"]
+        record = json.loads((unit / "search/search.json").read_text())
+        assert record["executor"] == "ray" and record["accuracy_cache"]["hits"] + \
+            record["accuracy_cache"]["new_evaluations"] == 6
+        archs |= set(pd.read_parquet(unit / "search/candidates.parquet")["arch"])
+        assert (unit / "export/manifest.json").exists()
+    with sqlite3.connect(run / "accuracy_cache.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM accuracy").fetchone()[0] == len(archs)
