@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from supernet import Arch, InputSpec, LayerConfig, SearchSpace, Supernet, arch_cost, export_onnx
+from supernet import Arch, InputSpec, LayerConfig, SearchSpace, Supernet, arch_cost, attention_types, export_onnx
 
 
 def _arch(space, quants, attention="softmax", embed=32):
@@ -20,7 +20,7 @@ def net(tiny_space, tiny_spec):
     return Supernet(tiny_space, tiny_spec, seed=1).eval()
 
 
-@pytest.mark.parametrize("attention", ["softmax", "linear", "local"])
+@pytest.mark.parametrize("attention", attention_types())  # every registered type
 @pytest.mark.parametrize("quants", [("fp32",), ("int8",), ("fp32", "int8", "fp32")])
 def test_onnx_parity(net, tiny_space, tmp_path, attention, quants):
     sub = net.extract(_arch(tiny_space, quants, attention))
@@ -120,7 +120,7 @@ def test_shape_inference_resolves_every_intermediate(tmp_path):
 
 
 # ------------------------------------------------------------------ parts of subnets (profiled blocks)
-@pytest.mark.parametrize("attention", ["softmax", "linear", "local"])
+@pytest.mark.parametrize("attention", attention_types())  # every registered type
 @pytest.mark.parametrize("quant", ["fp32", "int8"])
 def test_layer_part_exports_through_the_one_exporter(net, tmp_path, attention, quant):
     part = net.extract_layer(32, LayerConfig(2, 2, attention, quant))

@@ -21,7 +21,7 @@ def net(tiny_space, tiny_spec):
     return Supernet(tiny_space, tiny_spec, seed=0).eval()
 
 
-@pytest.mark.parametrize("attention", ["softmax", "linear", "local"])
+@pytest.mark.parametrize("attention", attention_types())  # every registered type
 @pytest.mark.parametrize("quant", ["fp32", "int8"])
 @pytest.mark.parametrize("depth", [1, 3])
 def test_extract_matches_supernet(net, tiny_space, tiny_spec, attention, quant, depth):
