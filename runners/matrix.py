@@ -141,6 +141,21 @@ def cross_device_lines(matrix: dict[str, Any]) -> list[str]:
     return lines
 
 
+def device_section(unit: Path) -> list[str]:
+    """Markdown for the report of one device of a multi-device run (UNIT = RUN/devices/<name>):
+    its own front against the other devices' fronts measured on it; [] for any other folder."""
+    unit = Path(unit)
+    if unit.parent.name != "devices":
+        return []
+    matrix = load_matrix(unit.parent.parent)
+    if matrix is None or unit.name not in matrix["devices"]:
+        return []
+    own = {**matrix, "devices": [unit.name]}
+    section = cross_device_lines(own)
+    section[0] = f"## This device's front against the other devices' fronts, measured on '{unit.name}'"
+    return section
+
+
 def write_cross_device_report(run_dir: Path) -> dict[str, Path]:
     """RUN/report/report.md and report.html: the devices' reports linked, and the matrix."""
     import html
@@ -162,5 +177,5 @@ def write_cross_device_report(run_dir: Path) -> dict[str, Path]:
     return {"markdown": out / "report.md", "html": out / "report.html"}
 
 
-__all__ = ["cross_device_lines", "load_matrix", "measure_matrix", "specialisation_lines",
+__all__ = ["cross_device_lines", "device_section", "load_matrix", "measure_matrix", "specialisation_lines",
            "write_cross_device_report"]

@@ -26,6 +26,7 @@ from ._errors import UserInputError
 from ._io import atomic_write_bytes, atomic_write_text
 from .exporting import DOMINANCE_Z, load_export_manifest
 from .finetune import load_finetune_manifest
+from .matrix import device_section
 
 # The trained model's columns in `models_frame` (NaN where the finetune stage did not train it).
 TRAINED_COLUMNS = ("init", "trained_acc", "trained_acc_se", "trained_ms", "trained_p10_ms", "trained_p90_ms",
@@ -385,6 +386,7 @@ def write_report(run_dir: Path) -> dict[str, Path]:
         speed_tables.append((title, _speedup_table(speed)))
     for title, table in speed_tables:
         lines += [f"## {title}", "", table.to_markdown(index=False), ""]
+    lines += device_section(run_dir)  # a device of a multi-device run: its front against the others there
     md = "\n".join(lines) + "\n"
     atomic_write_text(out / "report.md", md)
     atomic_write_text(out / "report.html", _html(md, df, out, front, base, speed_tables))

@@ -77,6 +77,22 @@ def test_one_supernet_and_each_device_its_own_files(run_dir):
     assert not (run_dir / "search").exists() and not (run_dir / "profile").exists()
     md = (run_dir / "report/report.md").read_text()
     assert "Cross-device matrix" in md and all(f"devices/{d}/report/report.md" in md for d in DEVICES)
+    for name in DEVICES:
+        own = (run_dir / "devices" / name / "report/report.md").read_text()
+        assert f"This device's front against the other devices' fronts, measured on '{name}'" in own
+
+
+def test_commands_pick_a_device_of_the_run(run_dir, capsys):
+    assert cli("report", "--run", str(run_dir), "--device", "torch-cpu") == 0
+    capsys.readouterr()
+    for argv, message in [(["export"], "searched several devices ['cpu', 'torch-cpu']: pick one with --device"),
+                          (["export", "--device", "cpu-2t"], "has no device 'cpu-2t'"),
+                          (["search", "--predictor", str(run_dir / "devices/cpu/predictor"), "--name", "../up"],
+                           "search name must be letters")]:
+        assert cli(argv[0], "--run", str(run_dir), *argv[1:]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    assert not (run_dir / "up").exists() and not (run_dir / "export").exists()
 
 
 def test_no_accuracy_is_evaluated_twice(run_dir, capsys):
