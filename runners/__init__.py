@@ -2,7 +2,8 @@
 
 The Python API of the main job: `RunConfig` / `load_config` (settings), `run_pipeline`
 (every stage of a run folder), the stages on their own (`search_run`, `export_run`,
-`export_front`, `write_report`, `finetune_run`), and `UserInputError` / `user_errors` (bad
+`export_front`, `write_report`, `finetune_run`, `measure_matrix`), the accuracy cache every
+search on a supernet shares (`AccuracyCache`), and `UserInputError` / `user_errors` (bad
 input). Names load on first use, so `hwnas --help` stays quick.
 """
 
@@ -35,6 +36,9 @@ _LAZY = {
     "run_pipeline": "pipeline",
     "search_run": "pipeline",
     "write_report": "report",
+    "AccuracyCache": "_cache",
+    "measure_matrix": "matrix",
+    "write_cross_device_report": "matrix",
     "finetune_run": "finetune",
 }
 
