@@ -8,6 +8,9 @@ modules). For each device, its own front is set against the other fronts measure
 a model of another front that some model of the device's own front dominates (as
 accurate or more, as fast or faster, better in one) shows what specialising bought.
 
+With the Ray executor, each device's measurement runs on the node advertising it
+(`runners.remote.measure_on_ray`; matrix.json's ray_nodes names the node of each device).
+
 Files: RUN/matrix.json (schema, devices, statistic, one row per model and device) and
 RUN/matrix.csv (the rows); RUN/report/report.md and report.html (the cross-device report).
 """
@@ -50,15 +53,28 @@ def measure_matrix(run_dir: Path, config, units: dict[str, Path], *, echo: Echo 
     measure = config.profile.measure_config()
     stat = config.profile.target
     order = [(owner, m) for owner, models in fronts.items() for m in models]
+    archs = [Arch.from_dict(m["arch"]) for _, m in order]
+    devices = [get_device(target) for target in units]
+    echo(f"matrix: measuring {len(order)} front models of {len(fronts)} devices on {', '.join(units)}")
+    placement: dict[str, str] = {}
+    if config.executor.kind == "ray":  # each device's measurement on the node advertising it
+        from .remote import measure_on_ray
+
+        results = measure_on_ray(devices, [m["onnx_file"] for _, m in order], archs, run_dir / "supernet", task.spec,
+                                 config=measure, seed=config.seed, address=config.executor.ray_address,
+                                 num_cpus=config.executor.num_cpus)
+        per_device = []
+        for device, (measured, node) in zip(devices, results):
+            per_device.append(measured)
+            placement[device.name] = node  # the Ray node id each device's measurement ran on
+    else:
+        per_device = []
+        for device in devices:
+            models = ([supernet.extract(a) for a in archs] if device.backend.startswith("torch")
+                      else [str(m["onnx_file"]) for _, m in order])
+            per_device.append(measure_models(models, device, task.spec, measure, seed=config.seed))
     rows = []
-    for target in units:
-        device = get_device(target)
-        if device.backend.startswith("torch"):
-            models = [supernet.extract(Arch.from_dict(m["arch"])) for _, m in order]
-        else:
-            models = [str(m["onnx_file"]) for _, m in order]
-        echo(f"matrix: measuring {len(models)} front models of {len(fronts)} devices on '{target}'")
-        measured = measure_models(models, device, task.spec, measure, seed=config.seed)
+    for target, measured in zip(units, per_device):
         for (owner, m), r in zip(order, measured):
             rows.append({"front_of": owner, "model": m["name"], "measured_on": target,
                          "arch": json.dumps(m["arch"], sort_keys=True), "arch_description": m["arch_description"],
@@ -68,7 +84,7 @@ def measure_matrix(run_dir: Path, config, units: dict[str, Path], *, echo: Echo 
     frame = pd.DataFrame(rows)
     frame["dominated_by_own_front"] = _dominated_by_own(frame, stat)
     matrix = {"schema_version": MATRIX_SCHEMA, "devices": list(units), "statistic": stat,
-              "measure_config": measure.to_dict(), "task": task.record(),
+              "measure_config": measure.to_dict(), "task": task.record(), "ray_nodes": placement,
               "rows": json.loads(frame.to_json(orient="records"))}
     atomic_write_json(run_dir / "matrix.json", matrix)
     atomic_write_text(run_dir / "matrix.csv", frame.to_csv(index=False))

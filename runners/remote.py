@@ -6,8 +6,10 @@ The profiling job asks for one unit of that resource, so Ray runs it there and n
 it measures into a scratch copy of the profile folder (resuming what is already stored) and
 sends the folder's files back, with that node's fingerprint inside, plus the Ray node id it
 ran on (written to PROFILE/placement.json). A local Ray started here advertises the local
-devices itself. `profile_devices_on_ray` sends several devices' jobs at once: each runs on
-its own node, side by side.
+devices itself. `profile_devices_on_ray` sends several devices' jobs: those on different
+nodes run side by side, those one node holds one after another (timings stay undisturbed). `measure_on_ray` does the same for measurements of given
+models (the cross-device matrix): ONNX files travel as bytes, torch devices get the
+checkpoint and extract the modules there.
 """
 
 from __future__ import annotations
@@ -24,6 +26,37 @@ PLACEMENT_FILE = "placement.json"
 
 def device_resource(name: str) -> str:
     return f"{RESOURCE_PREFIX}{name}"
+
+
+def _waves(names: Sequence[str]) -> list[list[int]]:
+    """Indices of `names` (devices) in waves that share no Ray node: jobs of devices one node
+    holds run one after another, never side by side, so they do not disturb each other's
+    timings (a local Ray advertises every device on this one machine)."""
+    import ray
+
+    nodes = {name: {n["NodeID"] for n in ray.nodes() if n.get("Alive")
+                    and n.get("Resources", {}).get(device_resource(name), 0) >= 1} for name in names}
+    waves: list[tuple[list[int], set[str]]] = []
+    for i, name in enumerate(names):
+        for members, used in waves:
+            if not used & nodes[name]:
+                members.append(i)
+                used |= nodes[name]
+                break
+        else:
+            waves.append(([i], set(nodes[name])))
+    return [members for members, _ in waves]
+
+
+def _run_in_waves(names: Sequence[str], submit, timeout_s: float | None = None) -> list:
+    """`submit(i) -> ObjectRef` for each device, wave by wave (see `_waves`); results in order."""
+    import ray
+
+    out: list = [None] * len(names)
+    for wave in _waves(names):
+        for i, result in zip(wave, ray.get([submit(i) for i in wave], timeout=timeout_s)):
+            out[i] = result
+    return out
 
 
 def _folder_bytes(folder: Path) -> dict[str, bytes]:
@@ -58,8 +91,8 @@ def profile_on_ray(device: Any, space: Any, spec: Any, *, n_samples: int, out_di
 def profile_devices_on_ray(jobs: Sequence[tuple[Any, Path]], space: Any, spec: Any, *, n_samples: int, seed: int,
                            config: Any, address: str | None = None, num_cpus: int = 2,
                            timeout_s: float | None = None) -> list:
-    """Profile each (device, out_dir) of `jobs` on the Ray node advertising that device, all
-    jobs at once; write each result into its out_dir (with placement.json naming the node)
+    """Profile each (device, out_dir) of `jobs` on the Ray node advertising that device, jobs
+    on different nodes at once (see `_waves`); write each result into its out_dir (with placement.json naming the node)
     and return the profiles in order. Joins Ray at `address`, uses the Ray this process is
     connected to, or starts a local one advertising every device of `jobs`."""
     import ray
@@ -88,12 +121,13 @@ def profile_devices_on_ray(jobs: Sequence[tuple[Any, Path]], space: Any, spec: A
                     f"no Ray node advertises device '{device.name}': start one with "
                     f"ray start --address <head> --resources '{{\"{resource}\": 1}}'"
                 )
-        refs = []
-        for device, out_dir in jobs:
+        def submit(i: int):
+            device, out_dir = jobs[i]
             job = ray.remote(num_cpus=1, resources={device_resource(device.name): 1}, max_retries=2)(_profile_job)
-            refs.append(job.remote(_folder_bytes(Path(out_dir)), device.to_dict(), space.to_dict(), spec.to_dict(),
-                                   n_samples, seed, config.to_dict()))
-        results = ray.get(refs, timeout=timeout_s)
+            return job.remote(_folder_bytes(Path(out_dir)), device.to_dict(), space.to_dict(), spec.to_dict(),
+                              n_samples, seed, config.to_dict())
+
+        results = _run_in_waves([d.name for d, _ in jobs], submit, timeout_s)
     finally:
         if started_here:
             ray.shutdown()
@@ -106,3 +140,66 @@ def profile_devices_on_ray(jobs: Sequence[tuple[Any, Path]], space: Any, spec: A
                           {"device": device.name, "resource": device_resource(device.name), "ray_node_id": node_id})
         profiles.append(Profile.load(out_dir))
     return profiles
+
+
+def _measure_job(device: dict, spec: dict, config: dict, seed: int, onnx: list[bytes],
+                 checkpoint: dict[str, bytes], archs: list[str]) -> tuple[list, str]:
+    """Runs on the device's node: measure the models; return the measurements and the node id."""
+    import ray
+
+    from hwprofiles import DeviceSpec, MeasureConfig, measure_models
+    from supernet import Arch, InputSpec
+
+    device_spec = DeviceSpec.from_dict(device)
+    with tempfile.TemporaryDirectory() as tmp:
+        if device_spec.backend.startswith("torch"):
+            from supernet.checkpoint import load_checkpoint
+
+            for name, data in checkpoint.items():
+                Path(tmp, name).write_bytes(data)
+            supernet, _ = load_checkpoint(tmp)
+            models: list[Any] = [supernet.extract(Arch.from_json(a)) for a in archs]
+        else:
+            models = []
+            for i, data in enumerate(onnx):
+                Path(tmp, f"{i:04d}.onnx").write_bytes(data)
+                models.append(str(Path(tmp, f"{i:04d}.onnx")))
+        measured = measure_models(models, device_spec, InputSpec(**spec), MeasureConfig(**config), seed=seed)
+    return measured, ray.get_runtime_context().get_node_id()
+
+
+def measure_on_ray(devices: Sequence[Any], onnx_paths: Sequence[Path], archs: Sequence[Any], checkpoint_dir: Path,
+                   spec: Any, *, config: Any, seed: int, address: str | None = None,
+                   num_cpus: int = 2) -> list[tuple[list, str]]:
+    """Measure the same models (ONNX files, or for torch devices the `archs` extracted from the
+    checkpoint) on each device's node, devices on different nodes at once; [(measurements, node id)] in order."""
+    import ray
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if address:
+            kwargs["address"] = address
+        else:
+            kwargs.update(num_cpus=num_cpus, resources={device_resource(d.name): 1 for d in devices})
+        try:
+            ray.init(**kwargs)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            raise UserInputError(f"cannot start or join Ray at {address or 'a local cluster'}: {exc}") from None
+    try:
+        for device in devices:
+            if ray.cluster_resources().get(device_resource(device.name), 0) < 1:
+                raise UserInputError(f"no Ray node advertises device '{device.name}' "
+                                     f"(resource {device_resource(device.name)})")
+        onnx = ray.put([Path(p).read_bytes() for p in onnx_paths])
+        checkpoint = ray.put(_folder_bytes(Path(checkpoint_dir)))
+        jsons = [a.to_json() for a in archs]
+        def submit(i: int):
+            d = devices[i]
+            job = ray.remote(num_cpus=1, resources={device_resource(d.name): 1}, max_retries=2)(_measure_job)
+            return job.remote(d.to_dict(), spec.to_dict(), config.to_dict(), seed, onnx, checkpoint, jsons)
+
+        return _run_in_waves([d.name for d in devices], submit)
+    finally:
+        if started_here:
+            ray.shutdown()

@@ -92,32 +92,31 @@ num_cpus = 2
 """
 
 
-def test_run_with_ray_profiles_and_searches_every_device(tmp_path, capsys):
-    """`hwnas run` with the Ray executor and two devices: profiling jobs placed by device
-    resource, the two searches side by side (one worker each), one accuracy cache."""
+def test_run_on_two_nodes_places_every_device_job_and_searches_side_by_side(two_nodes, tmp_path, capsys):
+    """`hwnas run` on the two-node cluster with two devices: each device's profiling and matrix
+    measurement on its node, the two searches side by side (one worker each), one accuracy cache."""
     import sqlite3
 
     import pandas as pd
-    import ray
 
     from runners.cli import main
+    from runners.remote import device_resource
 
-    if ray.is_initialized():
-        ray.shutdown()
     (tmp_path / "tiny.toml").write_text(TINY_RAY)
     run = tmp_path / "run"
     try:
-        main(["run", "--config", str(tmp_path / "tiny.toml"), "--run", str(run)])
+        main(["run", "--config", str(tmp_path / "tiny.toml"), "--run", str(run), "--ray-address", two_nodes.address])
     except SystemExit as exc:
         assert not exc.code
     out = capsys.readouterr().out
     assert "searching 2 devices side by side on Ray, 1 evaluation worker(s) each" in out
-    assert not ray.is_initialized()  # the pipeline stopped the Ray it started
+    nodes = {name: _node_advertising(device_resource(name)) for name in ("cpu", "torch-cpu")}
+    assert json.loads((run / "matrix.json").read_text())["ray_nodes"] == nodes
     archs = set()
     for name in ("cpu", "torch-cpu"):
         unit = run / "devices" / name
         placement = json.loads((unit / "profile/placement.json").read_text())
-        assert placement["device"] == name and placement["ray_node_id"]
+        assert placement["device"] == name and placement["ray_node_id"] == nodes[name]
         record = json.loads((unit / "search/search.json").read_text())
         assert record["executor"] == "ray" and record["accuracy_cache"]["hits"] + \
             record["accuracy_cache"]["new_evaluations"] == 6
