@@ -63,6 +63,11 @@ def test_every_stage_wrote_its_files(run_dir):
                  "report/report.md", "report/report.html"]:
         assert (run_dir / path).exists(), path
     assert len(pd.read_parquet(run_dir / "search/candidates.parquet")) == 6
+    # one device keeps the single-device layout (no devices/, no matrix) and starts the accuracy cache
+    assert not (run_dir / "devices").exists() and not (run_dir / "matrix.json").exists()
+    cache = json.loads((run_dir / "search/search.json").read_text())["accuracy_cache"]
+    assert (cache["hits"], cache["new_evaluations"], cache["stored"]) == (0, 6, 6)
+    assert (run_dir / cache["file"]).exists()
     record = {"name": "digits", "options": {}, "seed": 0, "n_train": 1259, "n_val": 269, "n_test": 269}
     assert state["task"] == record
     assert json.loads((run_dir / "search/search.json").read_text())["task"] == record
