@@ -1,15 +1,17 @@
-"""The main job: train -> profile -> fit-predictor -> search -> export -> [finetune] -> report.
+"""The main job: train -> profile -> fit-predictor -> search -> export -> [finetune] -> [matrix] -> report.
 
 Each stage reads the previous stage's files in the run folder and writes its own:
 
     RUN_DIR/run.json        config, stage status and wall time (resume state)
     RUN_DIR/supernet/       checkpoint (safetensors + JSON)
+    RUN_DIR/accuracy_cache.sqlite   every accuracy evaluated on that checkpoint (all searches)
     RUN_DIR/profile/        device profile (parquet + JSON)
     RUN_DIR/predictor/      latency predictor (JSON + npz)
     RUN_DIR/search/         candidates.parquet, front.csv, hypervolume.csv, state
     RUN_DIR/export/         ONNX files and manifest.json
     RUN_DIR/finetune/       trained ONNX files, weights, records and manifest.json (when enabled)
     RUN_DIR/report/         pareto.png, hypervolume.png, report.md, report.html
+    RUN_DIR/searches/NAME/  named searches (`hwnas search --name`): search/, export/, report/
 
 Re-running on the same folder skips finished stages and resumes the interrupted one
 (training, profiling, search and finetune resume inside the stage). The finetune stage runs
