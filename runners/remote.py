@@ -7,9 +7,9 @@ it measures into a scratch copy of the profile folder (resuming what is already 
 sends the folder's files back, with that node's fingerprint inside, plus the Ray node id it
 ran on (written to PROFILE/placement.json). A local Ray started here advertises the local
 devices itself. `profile_devices_on_ray` sends several devices' jobs: those on different
-nodes run side by side, those one node holds one after another (timings stay undisturbed). `measure_on_ray` does the same for measurements of given
-models (the cross-device matrix): ONNX files travel as bytes, torch devices get the
-checkpoint and extract the modules there.
+nodes run side by side, those one node holds one after another (timings stay undisturbed).
+`measure_on_ray` does the same for measurements of given models (the cross-device matrix):
+ONNX files travel as bytes, torch devices get the checkpoint and extract the modules there.
 """
 
 from __future__ import annotations

@@ -67,7 +67,8 @@ def register(app: typer.Typer) -> None:
 
         flags = {"task.name": task, "task.options": parse_task_options(task_option), "train.epochs": epochs,
                  "profile.device": device, "profile.devices": _split(devices), "profile.adapt_from": adapt_from,
-                 "profile.samples": samples, "search.algorithm": algorithm, "search.budget": budget, "search.objectives": _split(objectives),
+                 "profile.samples": samples, "search.algorithm": algorithm, "search.budget": budget,
+                 "search.objectives": _split(objectives),
                  "search.max_latency_ms": max_latency_ms, "search.max_size_mb": max_size_mb,
                  "executor.kind": executor, "executor.ray_address": ray_address, "finetune.enabled": finetune,
                  "seed": seed}
