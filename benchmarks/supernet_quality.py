@@ -55,6 +55,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "shared, random sandwich + 40-step fine-tune per subnet before scoring": {"tune_steps": 40, "base": 1},
     "shared, sandwich of first-choice largest (teacher) + random-choice largest and smallest":
         {"attention_weights": "shared", "sandwich_choices": "both"},
+    "shared, random sandwich + 120-step fine-tune per subnet before scoring": {"tune_steps": 120, "base": 1},
+    "shared, random sandwich + 360-step fine-tune per subnet before scoring": {"tune_steps": 360, "base": 1},
 }
 
 
