@@ -87,7 +87,9 @@ class ProfileSettings:
     # Statistic the latency predictor is fitted to and checked against after export:
     # "min_ms" (fastest timed run) or "median_ms". On shared or virtual machines the
     # median drifts with the neighbours' load while the fastest run repeats (see
-    # benchmarks/results/latency_predictors.md), so the fastest run is the default.
+    # benchmarks/results/latency_predictors.md), so the fastest run is the default. It is
+    # hwprofiles.DEFAULT_TARGET (tests/runners/test_defaults.py holds them equal), written out
+    # here so that reading the config does not import hwprofiles and pandas.
     target: str = "min_ms"
     # Several target devices, one search and one export each (empty: the single `device`).
     devices: tuple[str, ...] = ()
@@ -108,7 +110,7 @@ class ProfileSettings:
             return MeasureConfig.preset(self.preset)
 
     def check(self) -> None:
-        from hwprofiles._profile import TARGETS  # not re-exported by hwprofiles (yet)
+        from hwprofiles import TARGETS
 
         self.measure_config()
         _check(self.target in TARGETS, f"profile.target must be one of {list(TARGETS)}, got {self.target!r}")
