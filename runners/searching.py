@@ -7,6 +7,7 @@ files to a unit folder (`runners.layout`): the run, a device's folder or a named
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -60,6 +61,25 @@ def _stored_path(path: Path, run_dir: Path) -> str:
     return str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path)
 
 
+_SEARCH_IDENTITY = ("algorithm", "budget", "seed", "objectives", "max_latency_ms", "max_size_mb", "device")
+
+
+def _refuse_another_search(out: Path, record: dict, name: str | None) -> None:
+    """A folder that holds a search with other settings is left alone (its search.json too)."""
+    path = out / "search.json"
+    if not path.exists():
+        return
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserInputError(f"{path} is not a readable search record ({exc}); use another --name") from None
+    differ = [f"{k}: {stored.get(k)!r} stored, {record[k]!r} given" for k in _SEARCH_IDENTITY
+              if k in stored and stored.get(k) != record[k]]
+    if differ:
+        hint = "another --name" if name is not None else "a name for this one: hwnas search --name NAME"
+        raise UserInputError(f"{out} holds a search with other settings ({', '.join(differ[:3])}); use {hint}")
+
+
 def search_run(run_dir: Path, config: RunConfig, predictor_path: Path, echo: Echo, *,
                name: str | None = None, unit: Path | None = None, num_workers: int | None = None,
                progress_bar: bool = True) -> str:
@@ -109,6 +129,7 @@ def search_run(run_dir: Path, config: RunConfig, predictor_path: Path, echo: Ech
             "executor": config.executor.kind, "task": task.record(), "name": name,
             "device": predictor.device.name, "accuracy_split": "val", "accuracy_examples": len(task.y_val),
         }
+        _refuse_another_search(out, record, name)
         atomic_write_json(out / "search.json", record)
         with (search_progress(config.search.budget) if progress_bar else nullcontext()) as progress:
             with user_errors():

@@ -198,3 +198,19 @@ def test_corrupted_predictor_and_profile_fail_cleanly(run_dir, tmp_path, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:"), err
     assert not out.exists()
+
+
+def test_a_second_unnamed_search_with_other_settings_is_refused_and_touches_nothing(run_dir, tmp_path, capsys):
+    work = tmp_path / "run"
+    shutil.copytree(run_dir, work)
+    before = {p: p.read_bytes() for p in (work / "search").iterdir() if p.is_file()}
+    assert cli("search", "--run", str(work), "--predictor", str(work / "predictor"), "--budget", "7",
+               "--algorithm", "random") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds a search with other settings (budget: 6 stored, 7 given)" in err[0], err
+    assert "hwnas search --name NAME" in err[0]
+    assert {p: p.read_bytes() for p in (work / "search").iterdir() if p.is_file()} == before
+    # named, it runs beside the first one
+    assert cli("search", "--run", str(work), "--predictor", str(work / "predictor"), "--budget", "7",
+               "--algorithm", "random", "--name", "seven") == 0
+    assert (work / "searches" / "seven" / "search" / "front.csv").exists()
