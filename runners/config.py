@@ -140,6 +140,10 @@ class SearchSettings:
 @dataclass(frozen=True)
 class ExportSettings:
     baselines: bool = True
+    # Front models exported, re-measured and re-evaluated: at most this many, spread evenly over
+    # the front's predicted latency (the fastest and the slowest always in); 0 exports them all.
+    # A 3-objective front on the default task holds ~40 models at ~3 s each to export and check.
+    max_front: int = 8
 
 
 @dataclass(frozen=True)
@@ -216,6 +220,8 @@ class RunConfig:
         check(self.executor.kind in ("local", "ray"),
               f"executor must be one of ['local', 'ray'], got {self.executor.kind!r}")
         check(self.executor.num_cpus > 0, f"executor.num_cpus must be > 0, got {self.executor.num_cpus}")
+        check(not isinstance(self.export.max_front, bool) and self.export.max_front >= 0,
+              f"export.max_front must be >= 0 (0: the whole front), got {self.export.max_front}")
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))

@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 from ._errors import UserInputError, user_errors
 from ._io import atomic_write_json
-from .config import ProfileSettings, RunConfig, config_from_dict
+from .config import ExportSettings, ProfileSettings, RunConfig, config_from_dict
 from .layout import device_units
 from .searching import build_problem, search_run, stage_search
 
@@ -278,14 +278,27 @@ def stage_fit(state: RunState, echo: Echo) -> str:
     return "; ".join(lines)
 
 
+def spread_over_front(archs: list, latency_ms, limit: int) -> list:
+    """At most `limit` of `archs`, evenly spread over their latency (fastest and slowest kept)."""
+    import numpy as np
+
+    if limit <= 0 or len(archs) <= limit:
+        return list(archs)
+    order = np.argsort(np.asarray(latency_ms, dtype=float), kind="stable")
+    picks = sorted({int(order[round(k)]) for k in np.linspace(0, len(archs) - 1, limit)})
+    return [archs[i] for i in picks]
+
+
 def export_front(supernet, task, archs, predictor, out_dir: str | Path, *, baselines: bool = True,
-                 measure=None, seed: int = 0, echo: Echo = print) -> dict[str, Any]:
+                 measure=None, seed: int = 0, echo: Echo = print, val_accuracy=None) -> dict[str, Any]:
     """Export `archs` (a Pareto front) and, with `baselines`, the space's uniform baselines to
     ONNX in `out_dir`; measure them again on the predictor's device with `measure` (a
     `hwprofiles.MeasureConfig`; default: the profile section's preset), evaluate the ONNX files
     on the test split; write and return `out_dir/manifest.json`.
 
     The latency is checked against the statistic the predictor was fitted to.
+    `val_accuracy(archs)` gives the supernet's val accuracies (e.g. the run's accuracy cache,
+    which holds the front's already); default: evaluated here.
     """
     from hwprofiles import fingerprint
 
@@ -298,7 +311,7 @@ def export_front(supernet, task, archs, predictor, out_dir: str | Path, *, basel
         supernet=supernet, space=supernet.space, task=task, items=items, predict_ms=predictor.predict_archs,
         device=predictor.device, measure_config=measure or ProfileSettings().measure_config(),
         out_dir=Path(out_dir), fingerprint=fingerprint(), statistic=predictor.profile.get("target", "median_ms"),
-        seed=seed, progress=echo,
+        seed=seed, progress=echo, val_accuracy=val_accuracy,
     )
     for line in comparison_lines(manifest):
         echo(line)
@@ -306,7 +319,8 @@ def export_front(supernet, task, archs, predictor, out_dir: str | Path, *, basel
 
 
 def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str | None = None,
-               seed: int = 0, threads: int = 1, unit: Path | None = None) -> dict[str, Any]:
+               seed: int = 0, threads: int = 1, unit: Path | None = None,
+               max_front: int = ExportSettings().max_front) -> dict[str, Any]:
     """Export a search's Pareto front and baselines, re-measured (the body of `hwnas export`).
 
     `unit` is the folder holding search/ (a device's or a named search's, see
@@ -347,8 +361,20 @@ def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str
             measure = MeasureConfig(**Profile.load(profile_dir).meta["measure_config"])
     else:
         measure = None
-    return export_front(supernet, task, archs, predictor, unit / "export", baselines=baselines, measure=measure,
-                        seed=seed, echo=echo)
+    if max_front < 0:
+        raise UserInputError(f"max_front must be >= 0 (0: the whole front), got {max_front}")
+    picked = spread_over_front(archs, predictor.predict_archs(archs), max_front)
+    if len(picked) < len(archs):
+        echo(f"exporting {len(picked)} of the {len(archs)} front models, spread over the front's latency "
+             "([export] max_front, or hwnas export --max-front 0 for all)")
+    from supernet.evaluate import evaluate_archs
+
+    from ._cache import CACHE_FILE, AccuracyCache, checkpoint_hash
+
+    cache = AccuracyCache(run_dir / CACHE_FILE, checkpoint_hash(meta), split="val", examples=len(task.y_val))
+    val_accuracy = cache.wrap(lambda a: evaluate_archs(supernet, a, task.x_val, task.y_val))
+    return export_front(supernet, task, picked, predictor, unit / "export", baselines=baselines, measure=measure,
+                        seed=seed, echo=echo, val_accuracy=val_accuracy)
 
 
 def stage_export(state: RunState, echo: Echo) -> str:
@@ -359,6 +385,7 @@ def stage_export(state: RunState, echo: Echo) -> str:
             lines.append(f"'{name}': already exported")
             continue
         manifest = export_run(state.run_dir, echo, baselines=state.config.export.baselines, seed=state.config.seed,
+                              max_front=state.config.export.max_front,
                               threads=state.config.train.threads, unit=unit)
         front = [m for m in manifest["models"] if m["kind"] == "front"]
         off = sum(m["latency_off_by_more_than_10pct"] for m in front)

@@ -114,6 +114,8 @@ def register(app: typer.Typer) -> None:
     def export(
         run_dir: Path = typer.Option(..., "--run", help="Run folder with a finished search."),
         baselines: bool = typer.Option(_EXPORT.baselines, help="Also export uniform hand-designed baselines."),
+        max_front: int = typer.Option(_EXPORT.max_front, help="Front models to export, spread over the front's "
+                                      "latency (0: all)."),
         preset: Optional[str] = typer.Option(None, help="Measurement preset (default: the profile's protocol)."),
         seed: int = typer.Option(DEFAULT_SEED, help="Seed of the measurement order."),
         search: Optional[str] = typer.Option(None, "--search", help="Export the named search (RUN/searches/NAME/)."),
@@ -126,7 +128,7 @@ def register(app: typer.Typer) -> None:
 
         _require_run(run_dir)
         unit = resolve_unit(run_dir, search=search, device=device)
-        export_run(run_dir, _echo, baselines=baselines, preset=preset, seed=seed, unit=unit)
+        export_run(run_dir, _echo, baselines=baselines, preset=preset, seed=seed, unit=unit, max_front=max_front)
         typer.echo(f"manifest: {unit / 'export' / 'manifest.json'}")
 
     @app.command()

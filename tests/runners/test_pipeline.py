@@ -214,3 +214,30 @@ def test_a_second_unnamed_search_with_other_settings_is_refused_and_touches_noth
     assert cli("search", "--run", str(work), "--predictor", str(work / "predictor"), "--budget", "7",
                "--algorithm", "random", "--name", "seven") == 0
     assert (work / "searches" / "seven" / "search" / "front.csv").exists()
+
+
+def test_spread_over_front_keeps_the_extremes_and_the_limit():
+    from runners.pipeline import spread_over_front
+
+    archs = list("abcdefghij")
+    latency = [5, 1, 9, 3, 7, 2, 8, 4, 6, 10]  # a..j
+    picked = spread_over_front(archs, latency, 4)
+    assert len(picked) == 4 and "b" in picked and "j" in picked  # fastest (1) and slowest (10)
+    assert spread_over_front(archs, latency, 0) == archs and spread_over_front(archs, latency, 20) == archs
+
+
+def test_export_caps_the_front_and_reads_val_accuracy_from_the_cache(run_dir, tmp_path, capsys):
+    work = tmp_path / "run"
+    shutil.copytree(run_dir, work)
+    front = pd.read_csv(work / "search/front.csv")
+    assert cli("export", "--run", str(work), "--max-front", "1", "--no-baselines") == 0
+    manifest = json.loads((work / "export/manifest.json").read_text())
+    assert len(manifest["models"]) == 1
+    if len(front) > 1:
+        assert f"exporting 1 of the {len(front)} front models" in capsys.readouterr().out
+    cand = pd.read_parquet(work / "search/candidates.parquet").set_index("arch")
+    from supernet import Arch
+
+    m = manifest["models"][0]
+    assert m["supernet_val_accuracy"] == pytest.approx(cand.loc[Arch.from_dict(m["arch"]).to_json(), "accuracy"])
+    assert cli("export", "--run", str(work), "--max-front", "-1") == 2
