@@ -34,7 +34,7 @@ EXPECTED = {
     "fit-predictor": {"seed": DEFAULT_SEED, "target": _profile.target},
     "search": {"objectives": ",".join(_search.objectives), "algorithm": _search.algorithm,
                "budget": _search.budget, "executor": ExecutorSettings().kind, "seed": DEFAULT_SEED},
-    "export": {"baselines": ExportSettings().baselines, "seed": DEFAULT_SEED},
+    "export": {"baselines": ExportSettings().baselines, "max_front": ExportSettings().max_front, "seed": DEFAULT_SEED},
     "adapt": {"task": TaskSettings().name, "preset": _profile.preset, "seed": DEFAULT_SEED},
 }
 # Options that are no setting: where files go, and switches for optional extra work.
