@@ -372,7 +372,15 @@ def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str
     from ._cache import CACHE_FILE, AccuracyCache, checkpoint_hash
 
     cache = AccuracyCache(run_dir / CACHE_FILE, checkpoint_hash(meta), split="val", examples=len(task.y_val))
-    val_accuracy = cache.wrap(lambda a: evaluate_archs(supernet, a, task.x_val, task.y_val))
+
+    def val_accuracy(models: list) -> Any:
+        """Val accuracies: the searches' from the cache, the others (baselines) evaluated, not stored."""
+        import numpy as np
+
+        stored = cache.lookup([a.to_json() for a in models])
+        missing = [a for a in models if a.to_json() not in stored]
+        fresh = dict(zip((a.to_json() for a in missing), evaluate_archs(supernet, missing, task.x_val, task.y_val)))
+        return np.array([stored.get(a.to_json(), fresh.get(a.to_json())) for a in models], dtype=float)
     return export_front(supernet, task, picked, predictor, unit / "export", baselines=baselines, measure=measure,
                         seed=seed, echo=echo, val_accuracy=val_accuracy)
 
