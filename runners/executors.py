@@ -96,7 +96,8 @@ class RayExecutor(Executor):
                 if address:
                     ray.init(address=address, include_dashboard=False, log_to_driver=False)
                 else:
-                    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+                    # "local": a new Ray of our own, even when another one runs on this machine
+                    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 raise UserInputError(f"cannot start or join Ray at {address or 'a local cluster'}: {exc}") from None
         # Held for the executor's lifetime: a restarted actor is built again from these refs.

@@ -107,7 +107,8 @@ def profile_devices_on_ray(jobs: Sequence[tuple[Any, Path]], space: Any, spec: A
         if address:
             kwargs["address"] = address
         else:  # a local cluster: this machine holds its own devices
-            kwargs.update(num_cpus=num_cpus, resources={device_resource(d.name): 1 for d, _ in jobs})
+            # "local": a new Ray of our own, even when another one runs on this machine
+            kwargs.update(address="local", num_cpus=num_cpus, resources={device_resource(d.name): 1 for d, _ in jobs})
         try:
             ray.init(**kwargs)
         except (ConnectionError, ValueError, RuntimeError) as exc:
@@ -181,7 +182,7 @@ def measure_on_ray(devices: Sequence[Any], onnx_paths: Sequence[Path], archs: Se
         if address:
             kwargs["address"] = address
         else:
-            kwargs.update(num_cpus=num_cpus, resources={device_resource(d.name): 1 for d in devices})
+            kwargs.update(address="local", num_cpus=num_cpus, resources={device_resource(d.name): 1 for d in devices})
         try:
             ray.init(**kwargs)
         except (ConnectionError, ValueError, RuntimeError) as exc:

@@ -179,7 +179,7 @@ def _searches_side_by_side(state: RunState, units: dict[str, Path], echo: Echo) 
         if c.executor.ray_address:
             kwargs["address"] = c.executor.ray_address
         else:
-            kwargs["num_cpus"] = c.executor.num_cpus
+            kwargs.update(address="local", num_cpus=c.executor.num_cpus)  # our own, even beside another Ray
         try:
             ray.init(**kwargs)
         except (ConnectionError, ValueError, RuntimeError) as exc:
