@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
 
-from supernet import DEFAULT_SPACE, Arch, LayerConfig, get_task
+from supernet import DEFAULT_SPACE, Arch, LayerConfig, binomial_se, get_task
 
 RESULTS = Path(__file__).parent / "results"
 TWIN_SEEDS = (1000, 2000)  # initialisation seeds of the two standalone twins
@@ -93,22 +93,11 @@ def subnets() -> list[tuple[str, Arch]]:
 def machine() -> str:
     import torch
 
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} (1 thread per worker), "
-            f"Python {platform.python_version()}")
+    from hwprofiles import fingerprint
 
-
-def se(p: np.ndarray | float, n: int) -> np.ndarray:
-    """Binomial standard error of accuracies p measured on n examples."""
-    p = np.asarray(p, dtype=float)
-    return np.sqrt(p * (1 - p) / n)
+    fp = fingerprint()
+    return (f"{fp.get('cpu_model', 'unknown CPU')}, {fp.get('cpu_count', '?')} cores, torch {torch.__version__} "
+            f"(1 thread per worker), Python {platform.python_version()}")
 
 
 def tau(a: np.ndarray, b: np.ndarray) -> float:
@@ -253,7 +242,7 @@ def main() -> None:
                         "train_s": out["seconds"], "updates": out["updates"]})
     summary_df = pd.DataFrame(summary)
     spread = 100 * (twins.mean(axis=0).max() - twins.mean(axis=0).min())
-    typical_se = 100 * float(np.median(se(twins.mean(axis=0), n_test)))
+    typical_se = 100 * float(np.median(binomial_se(twins.mean(axis=0), n_test)))
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / f"supernet_quality_{label}"
@@ -267,7 +256,7 @@ def main() -> None:
     shown = table.copy()
     for col in shown.columns[2:]:
         if col != "seed spread (points)":
-            shown[col] = [f"{100 * p:.1f} ± {100 * e:.1f}" for p, e in zip(table[col], se(table[col], n_test))]
+            shown[col] = [f"{100 * p:.1f} ± {100 * e:.1f}" for p, e in zip(table[col], binomial_se(table[col].to_numpy(), n_test))]
     load = os.getloadavg()[0]
     md = [f"# Supernet ranking quality: {task.describe()}", "", f"Command: `{command}`", "",
           f"Machine: {machine()}; {args.workers} worker processes; load average at the end {load:.1f}; "

@@ -150,19 +150,24 @@ def pin_torch_threads(threads: int) -> None:
 _TASK_CACHE: dict[str, Any] = {}
 
 
-def load_task(config: RunConfig):
-    """The run's task (generated tasks are built once per process: mnist1d takes seconds)."""
+def _task(name: str, seed: int, options: dict[str, Any], error_prefix: str = ""):
+    """A task, built once per process (generated tasks take seconds: mnist1d about 4 s)."""
     from supernet.tasks import get_task
 
-    key = json.dumps([config.task.name, config.task.options, config.seed], sort_keys=True)
+    key = json.dumps([name, options, seed], sort_keys=True)
     if key not in _TASK_CACHE:
-        with user_errors():
-            task = get_task(config.task.name, seed=config.seed, **config.task.options)
-        if config.task.name.startswith("npz:"):
+        with user_errors(error_prefix):
+            task = get_task(name, seed=seed, **options)
+        if name.startswith("npz:"):
             return task  # a user's file may change between calls: read it each time
         _TASK_CACHE.clear()
         _TASK_CACHE[key] = task
     return _TASK_CACHE[key]
+
+
+def load_task(config: RunConfig):
+    """The run's task."""
+    return _task(config.task.name, config.seed, dict(config.task.options))
 
 
 def load_supernet(run_dir: Path):
@@ -186,11 +191,9 @@ def load_predictor(path: Path, *, space=None):
 
 def task_from_meta(meta: dict[str, Any]):
     """The task a checkpoint was trained on, rebuilt from its metadata."""
-    from supernet.tasks import get_task
-
     task = meta["task"]
-    with user_errors("cannot rebuild the checkpoint's task: "):
-        return get_task(task["name"], seed=task.get("seed", 0), **task.get("options", {}))
+    return _task(task["name"], task.get("seed", 0), dict(task.get("options", {})),
+                 "cannot rebuild the checkpoint's task: ")
 
 
 # --------------------------------------------------------------------- stages

@@ -15,29 +15,18 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from runners.cli import main
+from ._tiny import TINY, cli, tiny_run
 
-from .test_pipeline import TINY
 
 pytestmark = pytest.mark.slow
 
-
-def cli(*argv: str) -> int:
-    try:
-        main(list(argv))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """One finished tiny run (digits, 1 epoch, 10 profiled subnets, 6 evaluations) for the module."""
     root = tmp_path_factory.mktemp("bad-input")
-    (root / "tiny.toml").write_text(TINY)
-    run = root / "run"
-    assert cli("run", "--config", str(root / "tiny.toml"), "--run", str(run)) == 0
-    return run
+    return tiny_run(root, TINY)
 
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:

@@ -10,31 +10,10 @@ import shutil
 import numpy as np
 import pytest
 
-from runners.cli import main
+from ._tiny import TINY, cli, tiny_run
 
 pytestmark = pytest.mark.slow
 
-# tests/runners/test_pipeline.py's tiny setting (digits, tiny space, 1 epoch) with the stage on.
-TINY = """
-seed = 0
-[task]
-name = "digits"
-[space]
-embed_dims = [16, 32]
-depths = [1, 2]
-heads = [1, 2]
-ffn_ratios = [1, 2]
-head_dim = 8
-local_window = 4
-[train]
-epochs = 1
-[profile]
-samples = 10
-preset = "fast"
-[search]
-algorithm = "random"
-budget = 6
-"""
 TINY_FINETUNE = TINY + """
 [finetune]
 enabled = true
@@ -43,21 +22,11 @@ epochs = 1
 TRAINED_LINE = re.compile(r"^\[(\d+)/\d+\] (\S+): (fine-tuned|trained from scratch) in ")
 
 
-def cli(*argv: str) -> int:
-    try:
-        main(list(argv))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
-
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("finetune")
-    (root / "tiny.toml").write_text(TINY_FINETUNE)
-    run = root / "run"
-    assert cli("run", "--config", str(root / "tiny.toml"), "--run", str(run)) == 0
-    return run
+    return tiny_run(root, TINY_FINETUNE)
 
 
 @pytest.fixture(scope="module")

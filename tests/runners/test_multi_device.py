@@ -9,38 +9,11 @@ import sqlite3
 import pandas as pd
 import pytest
 
-from runners.cli import main
+from ._tiny import TINY, cli
 
 pytestmark = pytest.mark.slow
 
-TINY = """
-seed = 0
-[task]
-name = "digits"
-[space]
-embed_dims = [16, 32]
-depths = [1, 2]
-heads = [1, 2]
-ffn_ratios = [1, 2]
-head_dim = 8
-local_window = 4
-[train]
-epochs = 1
-[profile]
-samples = 10
-preset = "fast"
-[search]
-algorithm = "random"
-budget = 6
-"""
 
-
-def cli(*argv: str) -> int:
-    try:
-        main(list(argv))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 # Two devices this machine runs: onnxruntime measures ONNX files, torch-cpu extracted modules.
 DEVICES = ("cpu", "torch-cpu")

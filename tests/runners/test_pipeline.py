@@ -9,47 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from runners.cli import main
+from ._tiny import TINY, cli, tiny_run
 
 pytestmark = pytest.mark.slow
 
-TINY = """
-seed = 0
-[task]
-name = "digits"
-[space]
-embed_dims = [16, 32]
-depths = [1, 2]
-heads = [1, 2]
-ffn_ratios = [1, 2]
-head_dim = 8
-local_window = 4
-[train]
-epochs = 1
-[profile]
-samples = 10
-preset = "fast"
-[search]
-algorithm = "random"
-budget = 6
-"""
 
-
-def cli(*argv: str) -> int:
-    try:
-        main(list(argv))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
-    (root / "tiny.toml").write_text(TINY)
-    run = root / "run"
-    assert cli("run", "--config", str(root / "tiny.toml"), "--run", str(run)) == 0
-    return run
+    return tiny_run(root, TINY)
 
 
 def test_every_stage_wrote_its_files(run_dir):

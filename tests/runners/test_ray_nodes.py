@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from ._tiny import TINY
+
 pytestmark = pytest.mark.slow
 
 
@@ -66,26 +68,7 @@ def test_a_device_no_node_advertises_is_refused(two_nodes, tmp_path, tiny_space,
     assert not (tmp_path / "p").exists()
 
 
-TINY_RAY = """
-seed = 0
-[task]
-name = "digits"
-[space]
-embed_dims = [16, 32]
-depths = [1, 2]
-heads = [1, 2]
-ffn_ratios = [1, 2]
-head_dim = 8
-local_window = 4
-[train]
-epochs = 1
-[profile]
-samples = 10
-preset = "fast"
-devices = ["cpu", "torch-cpu"]
-[search]
-algorithm = "random"
-budget = 6
+TINY_RAY = TINY.replace('preset = "fast"\n', 'preset = "fast"\ndevices = ["cpu", "torch-cpu"]\n') + """
 [executor]
 kind = "ray"
 num_cpus = 2
