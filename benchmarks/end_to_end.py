@@ -88,7 +88,8 @@ def main() -> None:
     local_dir = args.out / "local"
     RESULTS.mkdir(exist_ok=True)
     wall_local = run([*HWNAS, "run", "--run", str(local_dir)], log=RESULTS / "end_to_end_output.txt")
-    result = {"command": "python benchmarks/end_to_end.py", "machine": fingerprint(), "load_average_at_start": load_start,
+    command = "python benchmarks/end_to_end.py" + (" --local-only" if args.local_only else "")
+    result = {"command": command, "machine": fingerprint(), "load_average_at_start": load_start,
               "local": {"wall_seconds": round(wall_local, 1), **figures(local_dir)}}
 
     if args.local_only:
@@ -123,7 +124,11 @@ def write(result: dict, out: Path) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "end_to_end.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     shutil.copy(local_dir / "report/pareto.png", RESULTS / "end_to_end_pareto.png")
-    shutil.copy(local_dir / "report/report.md", RESULTS / "end_to_end_report.md")
+    report = (local_dir / "report/report.md").read_text()
+    loads = (f"Measured by `{result['command']}` on {result['machine'].get('cpu_model')}, "
+             f"{result['machine'].get('cpu_count')} cores, nothing else running: load average "
+             f"{result['load_average_at_start'][0]:.2f} at the start, {result['load_average_at_end'][0]:.2f} at the end.")
+    (RESULTS / "end_to_end_report.md").write_text(report.replace("\n", f"\n\n{loads}\n", 1))
 
     loc = result["local"]
     sp = loc["speedup_vs_uniform_baselines"]
