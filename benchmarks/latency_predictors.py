@@ -1,8 +1,8 @@
 """Latency predictors on this machine's `cpu` device: accuracy versus profiled samples,
 the repeatability ceiling, profiling time, and few-sample adaptation to other settings.
 
-One profile of `--total` subnets (default 500) of the default space on the digits input
-shape; a fixed held-out set of `--held-out` random subnets (default 100, never trained
+One profile of `--total` subnets (default 500) of the default space on the input shape of
+`--task` (default: the main job's task); a fixed held-out set of `--held-out` random subnets (default 100, never trained
 on); training sets are prefixes of the rest (coverage subnets first) of sizes `--sizes`.
 Adaptation (monotone recalibration, kept for comparison with earlier runs): the best cpu
 predictor, recalibrated with k measurements of `cpu-2t` (onnxruntime, 2 threads) and
@@ -43,6 +43,7 @@ from hwprofiles import (DeviceSpec, MeasureConfig, coverage_archs, fingerprint, 
 from predictors import (DEFAULT_NAMES, FeatureSchema, adaptation_archs, block_costs_of, build_latency_predictor,
                         compare_predictors, kendall_tau, latency_metrics, within)
 from supernet import DEFAULT_SPACE
+from runners.config import DEFAULT_TASK
 from supernet.tasks import get_task
 
 HERE = Path(__file__).resolve().parent
@@ -60,6 +61,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--work", type=Path, default=None, help="profiles folder (default: a temp folder)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--task", default=DEFAULT_TASK, help="task whose input shape is profiled")
     parser.add_argument("--devices", default="cpu,cpu-2t,torch-cpu,cpu-b4,cpu-s64",
                         help="devices of the pairwise adaptation table (cpu-b4, cpu-s64: TOMLs written to --work)")
     parser.add_argument("--pair-train", type=int, default=200, help="subnets of each device's full profile")
@@ -69,13 +71,13 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     config = MeasureConfig(warmup=2, min_runs=5, max_runs=20, max_seconds=0.01, rounds=2) if args.quick \
         else MeasureConfig()
-    spec = get_task("digits").spec
+    spec = get_task(args.task).spec
     space, seed = DEFAULT_SPACE, args.seed
     work = args.work or Path(tempfile.mkdtemp(prefix="hwnas-bench-"))
     cache = work / "onnx"
     report: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "loadavg_start": os.getloadavg(), "fingerprint": fingerprint(), "config": config.to_dict(),
-                    "spec": spec.to_dict(), "total": args.total, "held_out": args.held_out}
+                    "task": args.task, "spec": spec.to_dict(), "total": args.total, "held_out": args.held_out}
     previous = args.out / "latency_predictors.json"
     if args.refit and previous.exists():
         old = json.loads(previous.read_text())
@@ -144,6 +146,7 @@ def main() -> None:
     largest = sizes[-1]
     idx = train_idx[:largest]
     pool_idx = train_idx[n_cover : n_cover + args.adapt_pool]  # random subnets, not the coverage ones
+    args.adapt_pool = len(pool_idx)  # fewer when the profile is small (--quick)
     target_archs = [archs[i] for i in pool_idx] + test[0]
     targets = {}
     for name in ("cpu-2t", "torch-cpu"):
@@ -153,7 +156,8 @@ def main() -> None:
                                        repeat_fraction=0.1, progress=True)
     adaptation = []
     for stat, y_src in (("median_ms", y), ("min_ms", y_min)):
-        rows_n = curve_df[(curve_df["n_samples"] == largest) & (curve_df["target"] == stat)]
+        rows_n = curve_df[(curve_df["n_samples"] == largest) & (curve_df["target"] == stat)
+                          & ~curve_df["predictor"].str.endswith("+blocks")]  # sources built from subnets alone
         src_name = rows_n.sort_values(["within_10", "mape"], ascending=[False, True]).iloc[0]["predictor"]
         source = build_latency_predictor(src_name, schema, cpu.device, seed=seed).fit_archs([archs[i] for i in idx],
                                                                                    y_src[idx])
@@ -349,6 +353,8 @@ def markdown(report: dict, curve: pd.DataFrame) -> str:
              f"{rep.get('within_10', float('nan')):.1%} within ±10%, {rep.get('within_5', float('nan')):.1%} within ±5%",
              f"- the same for the fastest run (min_ms): {rep_min.get('within_10', float('nan')):.1%} within ±10%, "
              f"{rep_min.get('within_5', float('nan')):.1%} within ±5%",
+             f"- input: task `{report.get('task', 'digits')}`, {report['spec'].get('seq_len')} tokens "
+             f"of {report['spec'].get('in_features')} values",
              f"- held-out set: {report['held_out']} random subnets, never trained on", ""]
     for target in ("median_ms", "min_ms"):
         lines += [f"### target {target}", "",
