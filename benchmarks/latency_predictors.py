@@ -346,7 +346,7 @@ def markdown(report: dict, curve: pd.DataFrame) -> str:
     lines = [f"# Latency predictors on `cpu` ({report['fingerprint']['cpu_model']}, onnxruntime "
              f"{report['fingerprint']['onnxruntime']}, 1 thread)", "",
              f"Started {report['started']}; load average at start {tuple(round(v, 2) for v in report['loadavg_start'])}, "
-             f"at end {tuple(round(v, 2) for v in report['loadavg_end'])} (2 cores, shared).", "",
+             f"at end {tuple(round(v, 2) for v in report['loadavg_end'])} (2 cores).", "",
              f"- profile: {report['total']} subnets, {p['seconds_per_subnet']:.2f} s per subnet (export + measurement), "
              f"{p['flagged']} flagged; latencies {p['median_ms_range'][0]:.3f}-{p['median_ms_range'][1]:.3f} ms",
              f"- repeatability ceiling (two independent measurements of {rep.get('n')} subnets): "
