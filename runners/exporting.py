@@ -174,10 +174,14 @@ def export_models(
     seed: int = 0,
     progress: Callable[[str], None] = lambda msg: None,
     val_accuracy: Callable[[list[Arch]], np.ndarray] | None = None,
+    measure_remote: Callable[[list[Path], list[Arch]], tuple[list, str, dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """Export, re-measure and re-evaluate `items`; write and return the manifest.
 
     `val_accuracy(archs)` gives the supernet's val accuracies (default: evaluated here).
+    `measure_remote(onnx_paths, archs)` measures on another node (the Ray node advertising the
+    device) and returns (measurements, node id, that node's fingerprint); the manifest then
+    records that node and its machine. Default: measured here.
 
     `statistic` is what the latency predictor was fitted to (one of hwprofiles.TARGETS;
     default hwprofiles.DEFAULT_TARGET): the prediction is checked against the same
@@ -200,10 +204,14 @@ def export_models(
         paths.append(path)
         progress(f"exported {item.name}: {path.stat().st_size:,} bytes, parity rel err {check.rel_err:.1e}")
     progress(f"measuring {len(paths)} exported models on device '{device.name}'")
-    # onnxruntime devices run the ONNX files; torch devices run the extracted modules
-    models = ([supernet.extract(a) for a in archs] if device.backend.startswith("torch")
-              else [str(p) for p in paths])
-    measured = measure_models(models, device, task.spec, measure_config, seed=seed)
+    node = None
+    if measure_remote is not None:
+        measured, node, fingerprint = measure_remote(paths, archs)
+        progress(f"measured on Ray node {node}")
+    else:  # onnxruntime devices run the ONNX files; torch devices run the extracted modules
+        models = ([supernet.extract(a) for a in archs] if device.backend.startswith("torch")
+                  else [str(p) for p in paths])
+        measured = measure_models(models, device, task.spec, measure_config, seed=seed)
     predicted = np.asarray(predict_ms(archs), dtype=float)
     val_acc = (np.asarray(val_accuracy(archs), dtype=float) if val_accuracy is not None
                else evaluate_archs(supernet, archs, task.x_val, task.y_val))
@@ -254,6 +262,8 @@ def export_models(
         "dominance": dominance_record(statistic, "onnx_test_accuracy"),
         "models": models,
     }
+    if node is not None:
+        manifest["ray_node_id"] = node  # the node that measured (fingerprint: that node's machine)
     atomic_write_json(out_dir / "manifest.json", manifest)
     return manifest
 

@@ -64,7 +64,7 @@ def measure_matrix(run_dir: Path, config, units: dict[str, Path], *, echo: Echo 
                                  config=measure, seed=config.seed, address=config.executor.ray_address,
                                  num_cpus=config.executor.num_cpus)
         per_device = []
-        for device, (measured, node) in zip(devices, results):
+        for device, (measured, node, _) in zip(devices, results):
             per_device.append(measured)
             placement[device.name] = node  # the Ray node id each device's measurement ran on
     else:

@@ -293,7 +293,8 @@ def spread_over_front(archs: list, latency_ms, limit: int) -> list:
 
 
 def export_front(supernet, task, archs, predictor, out_dir: str | Path, *, baselines: bool = True,
-                 measure=None, seed: int = 0, echo: Echo = print, val_accuracy=None) -> dict[str, Any]:
+                 measure=None, seed: int = 0, echo: Echo = print, val_accuracy=None,
+                 measure_remote=None) -> dict[str, Any]:
     """Export `archs` (a Pareto front) and, with `baselines`, the space's uniform baselines to
     ONNX in `out_dir`; measure them again on the predictor's device with `measure` (a
     `hwprofiles.MeasureConfig`; default: the profile section's preset), evaluate the ONNX files
@@ -301,7 +302,8 @@ def export_front(supernet, task, archs, predictor, out_dir: str | Path, *, basel
 
     The latency is checked against the statistic the predictor was fitted to.
     `val_accuracy(archs)` gives the supernet's val accuracies (e.g. the run's accuracy cache,
-    which holds the front's already); default: evaluated here.
+    which holds the front's already); default: evaluated here. `measure_remote`: see
+    `runners.exporting.export_models` (the Ray node of the device measures).
     """
     from hwprofiles import fingerprint
 
@@ -314,7 +316,7 @@ def export_front(supernet, task, archs, predictor, out_dir: str | Path, *, basel
         supernet=supernet, space=supernet.space, task=task, items=items, predict_ms=predictor.predict_archs,
         device=predictor.device, measure_config=measure or ProfileSettings().measure_config(),
         out_dir=Path(out_dir), fingerprint=fingerprint(), statistic=predictor.profile.get("target", "median_ms"),
-        seed=seed, progress=echo, val_accuracy=val_accuracy,
+        seed=seed, progress=echo, val_accuracy=val_accuracy, measure_remote=measure_remote,
     )
     for line in comparison_lines(manifest):
         echo(line)
@@ -323,13 +325,15 @@ def export_front(supernet, task, archs, predictor, out_dir: str | Path, *, basel
 
 def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str | None = None,
                seed: int = 0, threads: int = 1, unit: Path | None = None,
-               max_front: int = ExportSettings().max_front) -> dict[str, Any]:
+               max_front: int = ExportSettings().max_front, executor=None) -> dict[str, Any]:
     """Export a search's Pareto front and baselines, re-measured (the body of `hwnas export`).
 
     `unit` is the folder holding search/ (a device's or a named search's, see
     `runners.layout`; default: the run folder); the export goes to UNIT/export/.
     `preset` names the measurement protocol; None: the one the predictor's profile was
-    measured with (else the profile section's default).
+    measured with (else the profile section's default). `executor`: the run's
+    `ExecutorSettings`; with kind "ray" the models are measured on the Ray node advertising the
+    device (`runners.remote.measure_on_ray`), as profiling and the matrix are.
     """
     import pandas as pd
 
@@ -384,8 +388,16 @@ def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str
         missing = [a for a in models if a.to_json() not in stored]
         fresh = dict(zip((a.to_json() for a in missing), evaluate_archs(supernet, missing, task.x_val, task.y_val)))
         return np.array([stored.get(a.to_json(), fresh.get(a.to_json())) for a in models], dtype=float)
+    measure_remote = None
+    if executor is not None and executor.kind == "ray":
+        from .remote import measure_on_ray
+
+        def measure_remote(paths: list, models: list) -> tuple:
+            config = measure or ProfileSettings().measure_config()
+            return measure_on_ray([predictor.device], paths, models, run_dir / "supernet", task.spec, config=config,
+                                  seed=seed, address=executor.ray_address, num_cpus=executor.num_cpus)[0]
     return export_front(supernet, task, picked, predictor, unit / "export", baselines=baselines, measure=measure,
-                        seed=seed, echo=echo, val_accuracy=val_accuracy)
+                        seed=seed, echo=echo, val_accuracy=val_accuracy, measure_remote=measure_remote)
 
 
 def stage_export(state: RunState, echo: Echo) -> str:
@@ -397,7 +409,7 @@ def stage_export(state: RunState, echo: Echo) -> str:
             continue
         manifest = export_run(state.run_dir, echo, baselines=state.config.export.baselines, seed=state.config.seed,
                               max_front=state.config.export.max_front,
-                              threads=state.config.train.threads, unit=unit)
+                              threads=state.config.train.threads, unit=unit, executor=state.config.executor)
         front = [m for m in manifest["models"] if m["kind"] == "front"]
         off = sum(m["latency_off_by_more_than_10pct"] for m in front)
         summary = f"{len(front)} front models + {len(manifest['models']) - len(front)} baselines; {off} off by >10%"

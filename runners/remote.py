@@ -8,7 +8,8 @@ sends the folder's files back, with that node's fingerprint inside, plus the Ray
 ran on (written to PROFILE/placement.json). A local Ray started here advertises the local
 devices itself. `profile_devices_on_ray` sends several devices' jobs: those on different
 nodes run side by side, those one node holds one after another (timings stay undisturbed).
-`measure_on_ray` does the same for measurements of given models (the cross-device matrix):
+`measure_on_ray` does the same for measurements of given models (the cross-device matrix, and
+the export's re-measurement with the Ray executor):
 ONNX files travel as bytes, torch devices get the checkpoint and extract the modules there.
 """
 
@@ -144,11 +145,12 @@ def profile_devices_on_ray(jobs: Sequence[tuple[Any, Path]], space: Any, spec: A
 
 
 def _measure_job(device: dict, spec: dict, config: dict, seed: int, onnx: list[bytes],
-                 checkpoint: dict[str, bytes], archs: list[str]) -> tuple[list, str]:
-    """Runs on the device's node: measure the models; return the measurements and the node id."""
+                 checkpoint: dict[str, bytes], archs: list[str]) -> tuple[list, str, dict]:
+    """Runs on the device's node: measure the models; return the measurements, the node id and
+    the node's machine fingerprint."""
     import ray
 
-    from hwprofiles import DeviceSpec, MeasureConfig, measure_models
+    from hwprofiles import DeviceSpec, MeasureConfig, fingerprint, measure_models
     from supernet import Arch, InputSpec
 
     device_spec = DeviceSpec.from_dict(device)
@@ -166,14 +168,15 @@ def _measure_job(device: dict, spec: dict, config: dict, seed: int, onnx: list[b
                 Path(tmp, f"{i:04d}.onnx").write_bytes(data)
                 models.append(str(Path(tmp, f"{i:04d}.onnx")))
         measured = measure_models(models, device_spec, InputSpec(**spec), MeasureConfig(**config), seed=seed)
-    return measured, ray.get_runtime_context().get_node_id()
+    return measured, ray.get_runtime_context().get_node_id(), fingerprint()
 
 
 def measure_on_ray(devices: Sequence[Any], onnx_paths: Sequence[Path], archs: Sequence[Any], checkpoint_dir: Path,
                    spec: Any, *, config: Any, seed: int, address: str | None = None,
-                   num_cpus: int = 2) -> list[tuple[list, str]]:
+                   num_cpus: int = 2) -> list[tuple[list, str, dict]]:
     """Measure the same models (ONNX files, or for torch devices the `archs` extracted from the
-    checkpoint) on each device's node, devices on different nodes at once; [(measurements, node id)] in order."""
+    checkpoint) on each device's node, devices on different nodes at once; [(measurements,
+    node id, the node's machine fingerprint)] in order."""
     import ray
 
     started_here = not ray.is_initialized()

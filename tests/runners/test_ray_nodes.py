@@ -76,8 +76,9 @@ num_cpus = 2
 
 
 def test_run_on_two_nodes_places_every_device_job_and_searches_side_by_side(two_nodes, tmp_path, capsys):
-    """`hwnas run` on the two-node cluster with two devices: each device's profiling and matrix
-    measurement on its node, the two searches side by side (one worker each), one accuracy cache."""
+    """`hwnas run` on the two-node cluster with two devices: each device's profiling, export
+    re-measurement and matrix measurement on its node, the two searches side by side (one
+    worker each), one accuracy cache."""
     import sqlite3
 
     import pandas as pd
@@ -104,6 +105,6 @@ def test_run_on_two_nodes_places_every_device_job_and_searches_side_by_side(two_
         assert record["executor"] == "ray" and record["accuracy_cache"]["hits"] + \
             record["accuracy_cache"]["new_evaluations"] == 6
         archs |= set(pd.read_parquet(unit / "search/candidates.parquet")["arch"])
-        assert (unit / "export/manifest.json").exists()
+        assert json.loads((unit / "export/manifest.json").read_text())["ray_node_id"] == nodes[name]  # re-measured there
     with sqlite3.connect(run / "accuracy_cache.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM accuracy").fetchone()[0] == len(archs)
