@@ -1,0 +1,203 @@
+"""Hybrid attention on long sequences: the searched front against uniform baselines, all trained.
+
+Runs the long-sequence configuration (`hwnas run --config configs/long.toml`: a task of at
+least 256 tokens, the `cpu` device, the finetune stage on), then reads the run's finetune
+manifest, where every exported front model has been trained on from its inherited weights
+and every uniform baseline (each attention type, several sizes, fp32 and int8) trained from
+scratch with the same recipe, all re-exported and measured together on the device.
+
+- Reference: the fastest all-softmax baseline whose accuracy reaches the best all-softmax
+  accuracy. "Reaches" is read two ways: the best one itself (`reference_strict`), and the
+  fastest one within the binomial noise of the best (`reference`, the harder comparison,
+  used for the headline).
+- The fastest front model reaching >= 97% of the reference's accuracy, its latency ratio to
+  the reference (`latency_ratio`; goal <= 0.5) and in which layers it keeps softmax.
+- Whether one attention type is best at every cost: for each uniform type, its baselines'
+  accuracy against latency, and at each baseline latency which kind of model (a uniform
+  type, or a front model mixing types) is the most accurate within that latency.
+
+    .venv/bin/python benchmarks/hybrid_attention.py                    # ~30 minutes on 2 cores
+    .venv/bin/python benchmarks/hybrid_attention.py --from-existing RUN # figures from a finished run
+
+Writes benchmarks/results/hybrid_attention.{json,md} and copies the run's report there.
+A timing benchmark: run it with nothing else computing on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+HWNAS = [sys.executable, "-m", "runners.cli"]
+SHARE = 0.97  # a front model "matches" the reference at this share of its accuracy
+
+
+def trained_models(run_dir: Path) -> tuple[pd.DataFrame, dict]:
+    """The finetune manifest's models with their trained accuracy, latency and attention types."""
+    manifest = json.loads((run_dir / "finetune" / "manifest.json").read_text())
+    stat = manifest.get("latency_statistic", "median_ms")
+    rows = []
+    for m in manifest["models"]:
+        layers = m["arch"]["layers"]
+        kinds = [layer["attention"] for layer in layers]
+        rows.append({"name": m["name"], "kind": m["kind"], "init": m["init"],
+                     "attentions": "-".join(kinds), "quants": "-".join(layer["quant"] for layer in layers),
+                     "embed_dim": m["arch"]["embed_dim"], "depth": len(layers),
+                     "softmax_layers": [i for i, k in enumerate(kinds) if k == "softmax"],
+                     "uniform_type": kinds[0] if len(set(kinds)) == 1 else "mixed",
+                     "accuracy": m["trained_test_accuracy"], "accuracy_se": m["trained_test_accuracy_se"],
+                     "inherited_accuracy": m["inherited_test_accuracy"],
+                     "latency_ms": m["measured_latency_min_ms"] if stat == "min_ms" else m["measured_latency_ms"],
+                     "size_bytes": m["size_bytes"]})
+    return pd.DataFrame(rows), manifest
+
+
+def analyse(df: pd.DataFrame, n_test: int) -> dict:
+    from supernet import within_noise
+
+    base, front = df[df.kind == "baseline"], df[df.kind == "front"]
+    soft = base[base.uniform_type == "softmax"]
+    if soft.empty:
+        raise SystemExit("the run has no all-softmax baseline: its space must declare softmax attention")
+    best_acc = soft.accuracy.max()
+    strict = soft[soft.accuracy == best_acc].sort_values("latency_ms").iloc[0]
+    reach = soft[[a >= best_acc or within_noise(a, best_acc, n_test) for a in soft.accuracy]]
+    reference = reach.sort_values("latency_ms").iloc[0]
+
+    def match(ref: pd.Series) -> dict:
+        ok = front[front.accuracy >= SHARE * ref.accuracy].sort_values("latency_ms")
+        out = {"reference": ref["name"], "reference_accuracy": float(ref.accuracy),
+               "reference_latency_ms": float(ref.latency_ms), "threshold_accuracy": float(SHARE * ref.accuracy)}
+        if ok.empty:
+            return {**out, "front_model": None, "latency_ratio": None}
+        m = ok.iloc[0]
+        return {**out, "front_model": m["name"], "front_attentions": m.attentions, "front_quants": m.quants,
+                "front_softmax_layers": m.softmax_layers, "front_accuracy": float(m.accuracy),
+                "front_accuracy_se": float(m.accuracy_se), "front_latency_ms": float(m.latency_ms),
+                "latency_ratio": float(m.latency_ms / ref.latency_ms)}
+
+    # Which kind of model is most accurate within each baseline's latency: one type best everywhere?
+    best_within = []
+    for budget in sorted(df.latency_ms.unique()):
+        within = df[df.latency_ms <= budget]
+        top = within.sort_values(["accuracy", "latency_ms"], ascending=[False, True]).iloc[0]
+        best_within.append({"latency_budget_ms": float(budget), "best": top["name"], "best_kind": top.uniform_type
+                            if top.kind == "baseline" else f"front ({top.attentions})", "accuracy": float(top.accuracy)})
+    uniform_best = {}
+    for b in best_within:
+        uniform = df[(df.latency_ms <= b["latency_budget_ms"]) & (df.kind == "baseline")]
+        if len(uniform):
+            top = uniform.sort_values(["accuracy", "latency_ms"], ascending=[False, True]).iloc[0]
+            uniform_best.setdefault(top.uniform_type, 0)
+            uniform_best[top.uniform_type] += 1
+    return {"reference_rule": "fastest all-softmax baseline within noise of the best all-softmax accuracy",
+            **match(reference), "strict": match(strict), "best_within_latency": best_within,
+            "uniform_type_best_at_budgets": uniform_best}
+
+
+def markdown(result: dict, df: pd.DataFrame) -> str:
+    a, m = result["analysis"], result["machine"]
+    lines = ["# Hybrid attention on long sequences: fine-tuned front vs standalone uniform baselines", "",
+             f"Run: `{result['command']}` (task `{result['task']['name']}` "
+             f"{result['task']['options']}, {result['seq_len']} tokens; {result['task']['n_train']} train / "
+             f"{result['task']['n_val']} val / {result['task']['n_test']} test examples). Device `{result['device']}` "
+             f"on {m.get('cpu_model')}, {m.get('cpu_count')} cores, GPU {m.get('gpu_name') or 'none'}; latency "
+             f"statistic {result['statistic']}. Load average {result['load_average_at_start'][0]:.2f} at the start, "
+             f"{result['load_average_at_end'][0]:.2f} at the end. Wall time "
+             f"{result['wall_seconds'] / 60:.1f} min (stages: "
+             + ", ".join(f"{k} {v:.0f} s" for k, v in result["stage_seconds"].items()) + ").", "",
+             "Every accuracy is test accuracy after training ± binomial SE: front models fine-tuned from the "
+             "supernet's weights, baselines trained from scratch, with the same recipe (epochs, batch, learning "
+             "rate, data order). The front models have also had the supernet's training behind them.", ""]
+
+    def verdict(x: dict, label: str) -> list[str]:
+        head = (f"- {label}: `{x['reference']}`, {100 * x['reference_accuracy']:.1f}% at "
+                f"{x['reference_latency_ms']:.3f} ms.")
+        if x["front_model"] is None:
+            return [head, f"  No front model reaches {100 * SHARE:.0f}% of it "
+                          f"({100 * x['threshold_accuracy']:.1f}%)."]
+        soft = ", ".join(str(i) for i in x["front_softmax_layers"]) or "none"
+        return [head, f"  Fastest front model at >= {100 * SHARE:.0f}% of it: `{x['front_model']}` "
+                      f"({x['front_attentions']}, {x['front_quants']}), {100 * x['front_accuracy']:.1f} ± "
+                      f"{100 * x['front_accuracy_se']:.1f}% at {x['front_latency_ms']:.3f} ms: **latency ratio "
+                      f"{x['latency_ratio']:.2f}** (goal <= 0.5); softmax kept in layers {soft}."]
+
+    lines += verdict(a, "Reference (fastest all-softmax baseline within noise of the best all-softmax)")
+    lines += verdict(a["strict"], "Reference, strict reading (the most accurate all-softmax baseline)")
+    lines += ["", "Most accurate uniform type within each baseline's latency: "
+              + ", ".join(f"{k} at {v} budgets" for k, v in a["uniform_type_best_at_budgets"].items()), ""]
+    table = df.sort_values("latency_ms")[["name", "kind", "attentions", "quants", "accuracy", "accuracy_se",
+                                          "inherited_accuracy", "latency_ms"]].copy()
+    table["accuracy"] = [f"{100 * x:.1f} ± {100 * s:.1f}" for x, s in zip(table.accuracy, table.accuracy_se)]
+    table["inherited_accuracy"] = [f"{100 * x:.1f}" for x in table.inherited_accuracy]
+    table = table.drop(columns="accuracy_se").rename(columns={"accuracy": "trained test acc %",
+                                                              "inherited_accuracy": "inherited %",
+                                                              "latency_ms": f"{result['statistic']} (ms)"})
+    lines += ["## Every trained model, fastest first", "", table.to_markdown(index=False, floatfmt=".4f"), ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "long.toml")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/hwnas-hybrid"))
+    parser.add_argument("--from-existing", type=Path, default=None, help="a finished run folder: no new run")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    from hwprofiles import fingerprint
+    from runners.pipeline import STAGES
+
+    config = args.config.resolve()
+    shown = config.relative_to(ROOT) if config.is_relative_to(ROOT) else config
+    command = f"python benchmarks/hybrid_attention.py --config {shown}"
+    previous = args.results / "hybrid_attention.json"
+    if args.from_existing:
+        run_dir = args.from_existing
+        result = json.loads(previous.read_text()) if previous.exists() else {
+            "command": command, "machine": fingerprint(), "load_average_at_start": [float("nan")] * 3,
+            "load_average_at_end": [float("nan")] * 3, "wall_seconds": float("nan")}
+    else:
+        run_dir = args.out / "run"
+        if args.out.exists():
+            shutil.rmtree(args.out)
+        args.out.mkdir(parents=True)
+        result = {"command": command, "machine": fingerprint(), "load_average_at_start": os.getloadavg(),
+                  "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        t0 = time.perf_counter()
+        with open(args.out / "output.txt", "w") as log:
+            subprocess.run([*HWNAS, "run", "--config", str(config), "--run", str(run_dir)],
+                           check=True, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        result["wall_seconds"] = round(time.perf_counter() - t0, 1)
+        result["load_average_at_end"] = os.getloadavg()
+        shutil.copy(args.out / "output.txt", args.results / "hybrid_attention_output.txt")
+    df, manifest = trained_models(run_dir)
+    state = json.loads((run_dir / "run.json").read_text())
+    result.update({"task": manifest["task"], "device": manifest["device"]["name"],
+                   "statistic": manifest.get("latency_statistic", "median_ms"),
+                   "seq_len": json.loads((run_dir / "supernet" / "checkpoint.json").read_text())["input_spec"]["seq_len"],
+                   "stage_seconds": {k: state["stages"][k]["seconds"] for k in STAGES if k in state["stages"]}})
+    result["analysis"] = analyse(df, manifest["task"]["n_test"])
+    result["latency_ratio"] = result["analysis"]["latency_ratio"]
+    result["models"] = json.loads(df.to_json(orient="records"))
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "hybrid_attention.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    text = markdown(result, df)
+    (args.results / "hybrid_attention.md").write_text(text)
+    report = run_dir / "report" / "report.md"
+    if report.exists():
+        shutil.copy(report, args.results / "hybrid_attention_report.md")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
