@@ -5,7 +5,7 @@ A TOML config has one table per stage; every key is optional:
     seed = 0
     [task]     name = "mnist1d"  samples = 10000  patch = 2   (any other key is a task option)
     [space]    ...               (see supernet.SearchSpace; omitted: the default space)
-    [train]    epochs = 5        batch_size = 32    lr = 2e-3   k_random = 2   threads = 1
+    [train]    epochs = 5        batch_size = 32    lr = 2e-3   k_random = 2   threads = 2
                (every supernet.TrainConfig setting; defaults are TrainConfig's)
     [profile]  device = "cpu"    samples = 80       preset = "default"   target = "min_ms"
                devices = ["cpu", "torch-cpu"]   (several target devices; overrides `device`)
@@ -65,7 +65,10 @@ class TrainSettings:
     distill: bool = _TRAIN.distill
     sandwich_choices: str = _TRAIN.sandwich_choices
     attention_weights: str = _TRAIN.attention_weights
-    threads: int = 1  # torch threads for training and supernet evaluation
+    # Torch threads for training and supernet evaluation (never beside a measurement: those run
+    # in their own stages). On the 2-core development VM two threads train the default supernet
+    # 1.36x and evaluate subnets 1.9x faster than one.
+    threads: int = 2
 
     def train_config(self, seed: int) -> TrainConfig:
         """The supernet's TrainConfig for these settings (raises ValueError on a bad value)."""

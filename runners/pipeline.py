@@ -135,10 +135,10 @@ def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list
 def pin_torch_threads(threads: int) -> None:
     """Fix torch's thread count, and cap numpy's BLAS and OpenMP pools at one thread.
 
-    The models here are small: on a 2-core machine that also runs measurements, one torch
-    thread is faster than the default of one per core, which thrashes as soon as anything
-    else runs. Idle BLAS/OpenMP workers left by scikit-learn or numpy busy-wait and slowed
-    later single-threaded latency measurements in the same process by 30-60%.
+    The models here are small, and torch's default of one thread per core thrashes as soon
+    as anything else runs; the run's `[train] threads` (default 2) is used only in stages
+    that measure nothing. Idle BLAS/OpenMP workers left by scikit-learn or numpy busy-wait
+    and slowed later single-threaded latency measurements in the same process by 30-60%.
     """
     import torch
     from threadpoolctl import threadpool_limits

@@ -20,6 +20,7 @@ head_dim = 8
 local_window = 4
 [train]
 epochs = 1
+threads = 1
 [profile]
 samples = 10
 preset = "fast"
