@@ -7,7 +7,10 @@ devices, input specs and the backend registry.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import sys
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 from supernet import InputSpec
 
@@ -27,6 +30,27 @@ def measure_models(models: Sequence[Any], device: DeviceSpec, spec: InputSpec,
     return measure_shaped(models, device, [shape] * len(models), config, seed=seed)
 
 
+@contextmanager
+def _torch_threads_parked() -> Iterator[None]:
+    """One torch thread while measuring, then the caller's count again.
+
+    A process that trained or evaluated with several torch threads keeps their OpenMP pool;
+    measured right after such work, single-threaded onnxruntime runs came out up to 1.5x slower
+    on a 2-core machine (a default run's export had 5 of 26 models off by 18-33%). With torch at
+    one thread and a short pause first, repeated measurements agreed within 2% again.
+    """
+    torch = sys.modules.get("torch")  # only when the caller has imported it
+    threads = torch.get_num_threads() if torch is not None else 1
+    if threads > 1:
+        torch.set_num_threads(1)
+        time.sleep(0.1)
+    try:
+        yield
+    finally:
+        if threads > 1:
+            torch.set_num_threads(threads)
+
+
 def measure_shaped(models: Sequence[Any], device: DeviceSpec, shapes: Sequence[tuple[int, int, int]],
                    config: MeasureConfig | None = None, *, seed: int = 0) -> list[Measurement]:
     """`measure_models` with one explicit input shape per model (blocks take other inputs)."""
@@ -36,14 +60,15 @@ def measure_shaped(models: Sequence[Any], device: DeviceSpec, shapes: Sequence[t
     if not models:
         return []
     runners: list[Runner] = []
-    try:
-        for m, shape in zip(models, shapes):
-            runners.append(load_runner(device.backend, m, threads=device.threads, input_shape=tuple(shape),
-                                       seed=seed))
-        return measure_runs([r.run for r in runners], config, seed=seed)
-    finally:
-        for r in runners:
-            r.close()
+    with _torch_threads_parked():  # torch backends then set the device's own thread count
+        try:
+            for m, shape in zip(models, shapes):
+                runners.append(load_runner(device.backend, m, threads=device.threads, input_shape=tuple(shape),
+                                           seed=seed))
+            return measure_runs([r.run for r in runners], config, seed=seed)
+        finally:
+            for r in runners:
+                r.close()
 
 
 def input_shape_for(device: DeviceSpec, spec: InputSpec) -> tuple[int, int, int]:
