@@ -107,7 +107,7 @@ def markdown(result: dict) -> str:
     stat = s["statistic"]
     lines = [f"# Train once, search every device: {', '.join(s['devices'])}", "",
              f"Machine: {m.get('cpu_model')}, {m.get('cpu_count')} cores, GPU: {m.get('gpu_name') or 'none'}; "
-             f"nothing else running: load average {result['load_average_at_start'][0]:.2f} at the start, "
+             f"load average {result['load_average_at_start'][0]:.2f} at the start, "
              f"{result['load_average_at_end'][0]:.2f} at the end. Command: `{result['command']}` "
              f"(started {result['started']}).", "",
              "| stage | seconds |", "|---|---|", *[f"| {k} | {v:.1f} |" for k, v in s["stage_seconds"].items()],
