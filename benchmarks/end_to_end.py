@@ -19,23 +19,13 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 
+from _common import HWNAS, run, stage_seconds, with_load_line
+
 RESULTS = Path(__file__).parent / "results"
-HWNAS = [sys.executable, "-m", "runners.cli"]
-
-
-def run(cmd: list[str], log: Path | None = None) -> float:
-    """Wall time of a command; its console output goes to `log` when given."""
-    t0 = time.perf_counter()
-    with open(log or os.devnull, "w") as out:
-        subprocess.run(cmd, check=True, stdout=out, stderr=subprocess.STDOUT)
-    return time.perf_counter() - t0
 
 
 def figures(run_dir: Path) -> dict:
@@ -44,10 +34,7 @@ def figures(run_dir: Path) -> dict:
     manifest = json.loads((run_dir / "export/manifest.json").read_text())
     df = models_frame(manifest)
     front = df[df.kind == "front"]
-    state = json.loads((run_dir / "run.json").read_text())
-    from runners.pipeline import STAGES
-
-    stages = {k: state["stages"][k]["seconds"] for k in STAGES if k in state["stages"]}
+    stages = stage_seconds(run_dir)
     return {
         "stage_seconds": stages,
         "total_seconds": round(sum(stages.values()), 1),
@@ -125,10 +112,7 @@ def write(result: dict, out: Path) -> None:
     (RESULTS / "end_to_end.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     shutil.copy(local_dir / "report/pareto.png", RESULTS / "end_to_end_pareto.png")
     report = (local_dir / "report/report.md").read_text()
-    loads = (f"Measured by `{result['command']}` on {result['machine'].get('cpu_model')}, "
-             f"{result['machine'].get('cpu_count')} cores, nothing else running: load average "
-             f"{result['load_average_at_start'][0]:.2f} at the start, {result['load_average_at_end'][0]:.2f} at the end.")
-    (RESULTS / "end_to_end_report.md").write_text(report.replace("\n", f"\n\n{loads}\n", 1))
+    (RESULTS / "end_to_end_report.md").write_text(with_load_line(report, result))
 
     loc = result["local"]
     sp = loc["speedup_vs_uniform_baselines"]

@@ -27,18 +27,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 
+from _common import stage_seconds, timed_hwnas, with_load_line
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-HWNAS = [sys.executable, "-m", "runners.cli"]
 SHARE = 0.97  # a front model "matches" the reference at this share of its accuracy
 
 
@@ -155,7 +152,6 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     from hwprofiles import fingerprint
-    from runners.pipeline import STAGES
 
     config = args.config.resolve()
     shown = config.relative_to(ROOT) if config.is_relative_to(ROOT) else config
@@ -168,24 +164,13 @@ def main() -> None:
             "load_average_at_end": [float("nan")] * 3, "wall_seconds": float("nan")}
     else:
         run_dir = args.out / "run"
-        if args.out.exists():
-            shutil.rmtree(args.out)
-        args.out.mkdir(parents=True)
-        result = {"command": command, "machine": fingerprint(), "load_average_at_start": os.getloadavg(),
-                  "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        t0 = time.perf_counter()
-        with open(args.out / "output.txt", "w") as log:
-            subprocess.run([*HWNAS, "run", "--config", str(config), "--run", str(run_dir)],
-                           check=True, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        result["wall_seconds"] = round(time.perf_counter() - t0, 1)
-        result["load_average_at_end"] = os.getloadavg()
+        result = timed_hwnas(["run", "--config", str(config), "--run", str(run_dir)], args.out, command, cwd=ROOT)
         shutil.copy(args.out / "output.txt", args.results / "hybrid_attention_output.txt")
     df, manifest = trained_models(run_dir)
-    state = json.loads((run_dir / "run.json").read_text())
     result.update({"task": manifest["task"], "device": manifest["device"]["name"],
                    "statistic": manifest.get("latency_statistic", "median_ms"),
                    "seq_len": json.loads((run_dir / "supernet" / "checkpoint.json").read_text())["input_spec"]["seq_len"],
-                   "stage_seconds": {k: state["stages"][k]["seconds"] for k in STAGES if k in state["stages"]}})
+                   "stage_seconds": stage_seconds(run_dir)})
     result["analysis"] = analyse(df, manifest["task"]["n_test"])
     result["latency_ratio"] = result["analysis"]["latency_ratio"]
     result["models"] = json.loads(df.to_json(orient="records"))
@@ -194,8 +179,8 @@ def main() -> None:
     text = markdown(result, df)
     (args.results / "hybrid_attention.md").write_text(text)
     report = run_dir / "report" / "report.md"
-    if report.exists():
-        shutil.copy(report, args.results / "hybrid_attention_report.md")
+    if report.exists():  # its latencies were measured in this run: the load they ran under goes with them
+        (args.results / "hybrid_attention_report.md").write_text(with_load_line(report.read_text(), result))
     print(text)
 
 

@@ -146,7 +146,7 @@ def main() -> None:
     largest = sizes[-1]
     idx = train_idx[:largest]
     pool_idx = train_idx[n_cover : n_cover + args.adapt_pool]  # random subnets, not the coverage ones
-    args.adapt_pool = len(pool_idx)  # fewer when the profile is small (--quick)
+    adapt_pool = len(pool_idx)  # fewer than --adapt-pool when the profile is small (--quick)
     target_archs = [archs[i] for i in pool_idx] + test[0]
     targets = {}
     for name in ("cpu-2t", "torch-cpu"):
@@ -163,7 +163,7 @@ def main() -> None:
                                                                                    y_src[idx])
         for name, prof in targets.items():
             got = dict(zip(prof.table["arch"], prof.latency(stat)))
-            y_pool = np.array([got[a.to_json()] for a in target_archs[: args.adapt_pool]])
+            y_pool = np.array([got[a.to_json()] for a in target_archs[: adapt_pool]])
             y_test = np.array([got[a.to_json()] for a in test[0]])
             ceiling = prof.repeatability_of(stat)
             row = {"device": name, "target": stat, "source": src_name,
@@ -171,10 +171,10 @@ def main() -> None:
                    "unadapted": latency_metrics(y_test, source.predict_archs(test[0])),
                    "correlation_with_cpu": float(np.corrcoef(np.log(y_test), np.log(y_src[test_idx]))[0, 1])}
             for k in (5, 10, 20):
-                if k > args.adapt_pool:
+                if k > adapt_pool:
                     continue
-                draws = [np.arange(k)] if k == args.adapt_pool else \
-                    [np.random.default_rng(seed + d).choice(args.adapt_pool, k, replace=False) for d in range(5)]
+                draws = [np.arange(k)] if k == adapt_pool else \
+                    [np.random.default_rng(seed + d).choice(adapt_pool, k, replace=False) for d in range(5)]
                 adapted, scratch = [], []
                 for d in draws:
                     pool = [target_archs[i] for i in d]

@@ -25,18 +25,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from _common import stage_seconds, timed_hwnas
+
 RESULTS = Path(__file__).resolve().parent / "results"
-HWNAS = [sys.executable, "-m", "runners.cli"]
 
 
 def specialisation(matrix: dict) -> pd.DataFrame:
@@ -68,11 +65,8 @@ def specialisation(matrix: dict) -> pd.DataFrame:
 
 
 def summarise(run_dir: Path) -> dict:
-    from runners.pipeline import STAGES
-
-    state = json.loads((run_dir / "run.json").read_text())
     matrix = json.loads((run_dir / "matrix.json").read_text())
-    stages = {k: state["stages"][k]["seconds"] for k in STAGES if k in state["stages"]}
+    stages = stage_seconds(run_dir)
     searches, fronts = {}, {}
     for device in matrix["devices"]:
         unit = run_dir / "devices" / Path(device).stem
@@ -149,25 +143,14 @@ def main() -> None:
     parser.add_argument("--from-existing", action="store_true", help="figures from the run already in --out")
     parser.add_argument("hwnas_args", nargs="*", help="more `hwnas run` options, after --")
     args = parser.parse_args()
-    from hwprofiles import fingerprint
-
     run_dir = args.out / "run"
     command = f"python benchmarks/multi_device.py --devices {args.devices}"
     previous = args.results / "multi_device.json"
     if args.from_existing:
         result = json.loads(previous.read_text())
     else:
-        if args.out.exists():
-            shutil.rmtree(args.out)
-        args.out.mkdir(parents=True)
-        result = {"command": command, "machine": fingerprint(), "load_average_at_start": os.getloadavg(),
-                  "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        t0 = time.perf_counter()
-        with open(args.out / "output.txt", "w") as log:
-            subprocess.run([*HWNAS, "run", "--run", str(run_dir), "--devices", args.devices, *args.hwnas_args],
-                           check=True, stdout=log, stderr=subprocess.STDOUT)
-        result["wall_seconds"] = round(time.perf_counter() - t0, 1)
-        result["load_average_at_end"] = os.getloadavg()
+        result = timed_hwnas(["run", "--run", str(run_dir), "--devices", args.devices, *args.hwnas_args], args.out,
+                             command)
     result["summary"] = summarise(run_dir)
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "multi_device.json").write_text(json.dumps(result, indent=2, default=str) + "\n")

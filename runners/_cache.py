@@ -114,16 +114,17 @@ class AccuracyCache:
             keys = [a.to_json() for a in archs]  # canonical JSON, as in search files
             with _IN_FLIGHT_LOCK:  # claim what nobody stores or evaluates yet
                 stored = self.lookup(keys)
-                mine, theirs = [], []
+                mine, claimed, theirs = [], set(), []
                 for i, k in enumerate(keys):
-                    if k in stored or k in (keys[j] for j in mine):
+                    if k in stored or k in claimed:
                         continue
                     event = _IN_FLIGHT.get(self._flight(k))
                     if event is None:
                         _IN_FLIGHT[self._flight(k)] = threading.Event()
                         mine.append(i)
+                        claimed.add(k)
                     else:
-                        theirs.append((k, event))
+                        theirs.append(event)
             try:
                 if mine:
                     values = np.asarray(evaluate([archs[i] for i in mine]), dtype=np.float64)
@@ -132,7 +133,7 @@ class AccuracyCache:
                 with _IN_FLIGHT_LOCK:
                     for i in mine:
                         _IN_FLIGHT.pop(self._flight(keys[i])).set()
-            for _, event in theirs:
+            for event in theirs:
                 event.wait()
             stored = self.lookup(keys)
             missing = [k for k in keys if k not in stored]  # another search's evaluation failed

@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import tempfile
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -48,6 +49,38 @@ def _ray():
     except ImportError as exc:  # pragma: no cover - a declared dependency
         raise UserInputError("--executor ray needs Ray: pip install 'ray[default]'") from exc
     return ray
+
+
+def start_ray(address: str | None, num_cpus: int, resources: dict[str, float] | None = None) -> bool:
+    """Join the Ray at `address`, or start a local Ray of our own (even beside another Ray on
+    this machine) with `num_cpus` and custom `resources`; nothing when this process is
+    connected already. True when this call started or joined it: the caller shuts it down."""
+    ray = _ray()
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    if address:
+        kwargs["address"] = address
+    else:  # "local": a new Ray of our own, even when another one runs on this machine
+        kwargs.update(address="local", num_cpus=num_cpus)
+        if resources:
+            kwargs["resources"] = resources
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        raise UserInputError(f"cannot start or join Ray at {address or 'a local cluster'}: {exc}") from None
+    return True
+
+
+@contextmanager
+def ray_session(address: str | None, num_cpus: int, resources: dict[str, float] | None = None) -> Iterator[Any]:
+    """`start_ray` for the length of a block: the ray module, shut down afterwards if started here."""
+    started_here = start_ray(address, num_cpus, resources)
+    try:
+        yield _ray()
+    finally:
+        if started_here:
+            _ray().shutdown()
 
 
 def _checkpoint_bytes(checkpoint_dir: Path) -> dict[str, bytes]:
@@ -90,16 +123,7 @@ class RayExecutor(Executor):
     def __init__(self, checkpoint_dir: Path, x: np.ndarray, y: np.ndarray, *, address: str | None = None,
                  num_workers: int = 2, num_cpus: int = 2, max_restarts: int = 3) -> None:
         ray = _ray()
-        self._started_here = not ray.is_initialized()
-        if self._started_here:
-            try:
-                if address:
-                    ray.init(address=address, include_dashboard=False, log_to_driver=False)
-                else:
-                    # "local": a new Ray of our own, even when another one runs on this machine
-                    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
-            except (ConnectionError, ValueError, RuntimeError) as exc:
-                raise UserInputError(f"cannot start or join Ray at {address or 'a local cluster'}: {exc}") from None
+        self._started_here = start_ray(address, num_cpus)
         # Held for the executor's lifetime: a restarted actor is built again from these refs.
         self._refs = (ray.put(_checkpoint_bytes(checkpoint_dir)), ray.put(np.ascontiguousarray(x)),
                       ray.put(np.ascontiguousarray(y)))

@@ -79,6 +79,14 @@ def uniform_baselines(space: SearchSpace) -> list[ExportItem]:
     return items
 
 
+def measurable(device: Any, supernet: Any, archs: list[Arch], onnx_paths: list) -> list:
+    """What `device` measures: onnxruntime devices the ONNX files, torch devices the modules
+    extracted from the supernet."""
+    if device.backend.startswith("torch"):
+        return [supernet.extract(a) for a in archs]
+    return [str(p) for p in onnx_paths]
+
+
 def load_export_manifest(run_dir: Path) -> dict[str, Any]:
     """The run's export manifest (RUN/export/manifest.json); a missing or broken one, or one
     whose models lack a field of MODEL_FIELDS, is bad input."""
@@ -209,10 +217,9 @@ def export_models(
     if measure_remote is not None:
         measured, node, fingerprint = measure_remote(paths, archs)
         progress(f"measured on Ray node {node}")
-    else:  # onnxruntime devices run the ONNX files; torch devices run the extracted modules
-        models = ([supernet.extract(a) for a in archs] if device.backend.startswith("torch")
-                  else [str(p) for p in paths])
-        measured = measure_models(models, device, task.spec, measure_config, seed=seed)
+    else:
+        measured = measure_models(measurable(device, supernet, archs, paths), device, task.spec, measure_config,
+                                  seed=seed)
     predicted = np.asarray(predict_ms(archs), dtype=float)
     # The ONNX files are evaluated on a second thread (onnxruntime releases the GIL) while torch
     # evaluates the supernet here: on two cores the two halves overlap. Measurement is done.

@@ -25,7 +25,7 @@ import pandas as pd
 
 from ._errors import UserInputError
 from ._io import atomic_write_json, atomic_write_text
-from .exporting import load_export_manifest
+from .exporting import load_export_manifest, measurable
 
 MATRIX_SCHEMA = 1
 Echo = Callable[[str], None]
@@ -54,25 +54,21 @@ def measure_matrix(run_dir: Path, config, units: dict[str, Path], *, echo: Echo 
     stat = config.profile.target
     order = [(owner, m) for owner, models in fronts.items() for m in models]
     archs = [Arch.from_dict(m["arch"]) for _, m in order]
+    onnx_files = [m["onnx_file"] for _, m in order]
     devices = [get_device(target) for target in units]
     echo(f"matrix: measuring {len(order)} front models of {len(fronts)} devices on {', '.join(units)}")
     placement: dict[str, str] = {}
     if config.executor.kind == "ray":  # each device's measurement on the node advertising it
         from .remote import measure_on_ray
 
-        results = measure_on_ray(devices, [m["onnx_file"] for _, m in order], archs, run_dir / "supernet", task.spec,
-                                 config=measure, seed=config.seed, address=config.executor.ray_address,
+        results = measure_on_ray(devices, onnx_files, archs, run_dir / "supernet", task.spec, config=measure,
+                                 seed=config.seed, address=config.executor.ray_address,
                                  num_cpus=config.executor.num_cpus)
-        per_device = []
-        for device, (measured, node, _) in zip(devices, results):
-            per_device.append(measured)
-            placement[device.name] = node  # the Ray node id each device's measurement ran on
+        per_device = [measured for measured, _, _ in results]
+        placement = {d.name: node for d, (_, node, _) in zip(devices, results)}  # the node each device ran on
     else:
-        per_device = []
-        for device in devices:
-            models = ([supernet.extract(a) for a in archs] if device.backend.startswith("torch")
-                      else [str(m["onnx_file"]) for _, m in order])
-            per_device.append(measure_models(models, device, task.spec, measure, seed=config.seed))
+        per_device = [measure_models(measurable(d, supernet, archs, onnx_files), d, task.spec, measure,
+                                     seed=config.seed) for d in devices]
     rows = []
     for target, measured in zip(units, per_device):
         for (owner, m), r in zip(order, measured):

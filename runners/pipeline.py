@@ -367,7 +367,7 @@ def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str
         with user_errors(catch=(ValueError, KeyError, TypeError)):
             measure = MeasureConfig(**Profile.load(profile_dir).meta["measure_config"])
     else:
-        measure = None
+        measure = ProfileSettings().measure_config()
     if max_front < 0:
         raise UserInputError(f"max_front must be >= 0 (0: the whole front), got {max_front}")
     picked = spread_over_front(archs, predictor.predict_archs(archs), max_front)
@@ -384,17 +384,18 @@ def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str
         """Val accuracies: the searches' from the cache, the others (baselines) evaluated, not stored."""
         import numpy as np
 
-        stored = cache.lookup([a.to_json() for a in models])
-        missing = [a for a in models if a.to_json() not in stored]
-        fresh = dict(zip((a.to_json() for a in missing), evaluate_archs(supernet, missing, task.x_val, task.y_val)))
-        return np.array([stored.get(a.to_json(), fresh.get(a.to_json())) for a in models], dtype=float)
+        keys = [a.to_json() for a in models]
+        stored = cache.lookup(keys)
+        missing = [i for i, k in enumerate(keys) if k not in stored]
+        fresh = evaluate_archs(supernet, [models[i] for i in missing], task.x_val, task.y_val)
+        stored.update((keys[i], value) for i, value in zip(missing, fresh))
+        return np.array([stored[k] for k in keys], dtype=float)
     measure_remote = None
     if executor is not None and executor.kind == "ray":
         from .remote import measure_on_ray
 
         def measure_remote(paths: list, models: list) -> tuple:
-            config = measure or ProfileSettings().measure_config()
-            return measure_on_ray([predictor.device], paths, models, run_dir / "supernet", task.spec, config=config,
+            return measure_on_ray([predictor.device], paths, models, run_dir / "supernet", task.spec, config=measure,
                                   seed=seed, address=executor.ray_address, num_cpus=executor.num_cpus)[0]
     return export_front(supernet, task, picked, predictor, unit / "export", baselines=baselines, measure=measure,
                         seed=seed, echo=echo, val_accuracy=val_accuracy, measure_remote=measure_remote)

@@ -60,6 +60,32 @@ def _run_in_waves(names: Sequence[str], submit, timeout_s: float | None = None) 
     return out
 
 
+def _on_device_nodes(devices: Sequence[Any], job_fn: Any, args_of: Any, *, shared: tuple = (),
+                     address: str | None, num_cpus: int, timeout_s: float | None = None) -> list:
+    """`job_fn(*args_of(i), *shared)` for each of `devices` on the Ray node advertising it, in
+    waves (`_waves`); results in order. Joins Ray at `address`, uses the Ray this process is
+    connected to, or starts a local one advertising every device (`start_ray`). `shared`
+    goes into Ray's object store once, for every job."""
+    from .executors import ray_session
+
+    with ray_session(address, num_cpus, {device_resource(d.name): 1 for d in devices}) as ray:
+        available = ray.cluster_resources()
+        for device in devices:
+            resource = device_resource(device.name)
+            if available.get(resource, 0) < 1:
+                raise UserInputError(
+                    f"no Ray node advertises device '{device.name}': start one with "
+                    f"ray start --address <head> --resources '{{\"{resource}\": 1}}'"
+                )
+        refs = [ray.put(value) for value in shared]
+
+        def submit(i: int):
+            job = ray.remote(num_cpus=1, resources={device_resource(devices[i].name): 1}, max_retries=2)(job_fn)
+            return job.remote(*args_of(i), *refs)
+
+        return _run_in_waves([d.name for d in devices], submit, timeout_s)
+
+
 def _folder_bytes(folder: Path) -> dict[str, bytes]:
     if not folder.exists():
         return {}
@@ -96,43 +122,17 @@ def profile_devices_on_ray(jobs: Sequence[tuple[Any, Path]], space: Any, spec: A
     on different nodes at once (see `_waves`); write each result into its out_dir (with placement.json naming the node)
     and return the profiles in order. Joins Ray at `address`, uses the Ray this process is
     connected to, or starts a local one advertising every device of `jobs`."""
-    import ray
-
     from hwprofiles import Profile
 
     from ._io import atomic_write_bytes, atomic_write_json
 
-    started_here = not ray.is_initialized()
-    if started_here:
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-        if address:
-            kwargs["address"] = address
-        else:  # a local cluster: this machine holds its own devices
-            # "local": a new Ray of our own, even when another one runs on this machine
-            kwargs.update(address="local", num_cpus=num_cpus, resources={device_resource(d.name): 1 for d, _ in jobs})
-        try:
-            ray.init(**kwargs)
-        except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise UserInputError(f"cannot start or join Ray at {address or 'a local cluster'}: {exc}") from None
-    try:
-        available = ray.cluster_resources()
-        for device, _ in jobs:
-            resource = device_resource(device.name)
-            if available.get(resource, 0) < 1:
-                raise UserInputError(
-                    f"no Ray node advertises device '{device.name}': start one with "
-                    f"ray start --address <head> --resources '{{\"{resource}\": 1}}'"
-                )
-        def submit(i: int):
-            device, out_dir = jobs[i]
-            job = ray.remote(num_cpus=1, resources={device_resource(device.name): 1}, max_retries=2)(_profile_job)
-            return job.remote(_folder_bytes(Path(out_dir)), device.to_dict(), space.to_dict(), spec.to_dict(),
-                              n_samples, seed, config.to_dict())
+    def args_of(i: int) -> tuple:
+        device, out_dir = jobs[i]
+        return (_folder_bytes(Path(out_dir)), device.to_dict(), space.to_dict(), spec.to_dict(), n_samples, seed,
+                config.to_dict())
 
-        results = _run_in_waves([d.name for d, _ in jobs], submit, timeout_s)
-    finally:
-        if started_here:
-            ray.shutdown()
+    results = _on_device_nodes([d for d, _ in jobs], _profile_job, args_of, address=address, num_cpus=num_cpus,
+                               timeout_s=timeout_s)
     profiles = []
     for (device, out_dir), (files, node_id) in zip(jobs, results):
         for name, data in files.items():
@@ -177,33 +177,7 @@ def measure_on_ray(devices: Sequence[Any], onnx_paths: Sequence[Path], archs: Se
     """Measure the same models (ONNX files, or for torch devices the `archs` extracted from the
     checkpoint) on each device's node, devices on different nodes at once; [(measurements,
     node id, the node's machine fingerprint)] in order."""
-    import ray
-
-    started_here = not ray.is_initialized()
-    if started_here:
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-        if address:
-            kwargs["address"] = address
-        else:
-            kwargs.update(address="local", num_cpus=num_cpus, resources={device_resource(d.name): 1 for d in devices})
-        try:
-            ray.init(**kwargs)
-        except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise UserInputError(f"cannot start or join Ray at {address or 'a local cluster'}: {exc}") from None
-    try:
-        for device in devices:
-            if ray.cluster_resources().get(device_resource(device.name), 0) < 1:
-                raise UserInputError(f"no Ray node advertises device '{device.name}' "
-                                     f"(resource {device_resource(device.name)})")
-        onnx = ray.put([Path(p).read_bytes() for p in onnx_paths])
-        checkpoint = ray.put(_folder_bytes(Path(checkpoint_dir)))
-        jsons = [a.to_json() for a in archs]
-        def submit(i: int):
-            d = devices[i]
-            job = ray.remote(num_cpus=1, resources={device_resource(d.name): 1}, max_retries=2)(_measure_job)
-            return job.remote(d.to_dict(), spec.to_dict(), config.to_dict(), seed, onnx, checkpoint, jsons)
-
-        return _run_in_waves([d.name for d in devices], submit)
-    finally:
-        if started_here:
-            ray.shutdown()
+    shared = (spec.to_dict(), config.to_dict(), seed, [Path(p).read_bytes() for p in onnx_paths],
+              _folder_bytes(Path(checkpoint_dir)), [a.to_json() for a in archs])
+    return _on_device_nodes(list(devices), _measure_job, lambda i: (devices[i].to_dict(),), shared=shared,
+                            address=address, num_cpus=num_cpus)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from ._errors import UserInputError, user_errors
 from ._io import atomic_write_json
@@ -169,32 +169,18 @@ def stage_search(state: RunState, echo: Echo) -> str:
 def _searches_side_by_side(state: RunState, units: dict[str, Path], echo: Echo) -> str:
     from concurrent.futures import ThreadPoolExecutor
 
-    from .executors import _ray
+    from .executors import ray_session
 
     c = state.config
-    ray = _ray()
-    started_here = not ray.is_initialized()
-    if started_here:  # one Ray for every search: their executors neither start nor stop it
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-        if c.executor.ray_address:
-            kwargs["address"] = c.executor.ray_address
-        else:
-            kwargs.update(address="local", num_cpus=c.executor.num_cpus)  # our own, even beside another Ray
-        try:
-            ray.init(**kwargs)
-        except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise UserInputError(f"cannot start or join Ray: {exc}") from None
-    workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // len(units))
-    echo(f"searching {len(units)} devices side by side on Ray, {workers} evaluation worker(s) each")
-    try:
+    # one Ray for every search: their executors neither start nor stop it
+    with ray_session(c.executor.ray_address, c.executor.num_cpus) as ray:
+        workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // len(units))
+        echo(f"searching {len(units)} devices side by side on Ray, {workers} evaluation worker(s) each")
         with ThreadPoolExecutor(max_workers=len(units)) as pool:
             futures = {name: pool.submit(search_run, state.run_dir, c, unit / "predictor", echo, unit=unit,
                                          num_workers=workers, progress_bar=False)
                        for name, unit in units.items()}
             summaries = {name: f.result() for name, f in futures.items()}
-    finally:
-        if started_here:
-            ray.shutdown()
     return "; ".join(f"'{name}': {summary}" for name, summary in summaries.items()) + " (side by side)"
 
 

@@ -1,0 +1,55 @@
+"""What the benchmarks that run `hwnas` end to end share: the command, a timed run with the
+machine and its load around it, stage times, and the load line for a copied report."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HWNAS = [sys.executable, "-m", "runners.cli"]
+
+
+def run(cmd: list[str], log: Path | None = None, cwd: Path | None = None) -> float:
+    """Wall time of a command; its console output goes to `log` when given."""
+    t0 = time.perf_counter()
+    with open(log or os.devnull, "w") as out:
+        subprocess.run(cmd, check=True, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
+    return time.perf_counter() - t0
+
+
+def timed_hwnas(argv: list[str], out: Path, command: str, cwd: Path | None = None) -> dict[str, Any]:
+    """`hwnas ARGV` into a fresh folder `out` (its console in out/output.txt): the benchmark's
+    command, the machine, the load average at the start and end, the start time, wall seconds."""
+    from hwprofiles import fingerprint
+
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    result = {"command": command, "machine": fingerprint(), "load_average_at_start": os.getloadavg(),
+              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    result["wall_seconds"] = round(run([*HWNAS, *argv], log=out / "output.txt", cwd=cwd), 1)
+    result["load_average_at_end"] = os.getloadavg()
+    return result
+
+
+def stage_seconds(run_dir: Path) -> dict[str, float]:
+    """Wall seconds of each stage of a run folder, in pipeline order (run.json)."""
+    from runners.pipeline import STAGES
+
+    stages = json.loads((Path(run_dir) / "run.json").read_text())["stages"]
+    return {k: stages[k]["seconds"] for k in STAGES if k in stages}
+
+
+def with_load_line(report_md: str, result: dict[str, Any]) -> str:
+    """A run's report.md with a line under its title naming the benchmark command, the machine
+    and the load average its timings were taken under."""
+    m = result["machine"]
+    line = (f"Measured by `{result['command']}` on {m.get('cpu_model')}, {m.get('cpu_count')} cores: load average "
+            f"{result['load_average_at_start'][0]:.2f} at the start, {result['load_average_at_end'][0]:.2f} at the end.")
+    return report_md.replace("\n", f"\n\n{line}\n", 1)
