@@ -19,12 +19,19 @@ files measured together on the export's device with the export's measurement pro
 A killed stage resumes: a finished model (record present with the same recipe and
 architecture, its ONNX file intact) is not trained again; a model killed mid-training starts
 over. The export manifest is never written here, so older code keeps reading it.
+
+A run with several devices fine-tunes each device's export in its unit folder
+(RUN/devices/NAME/finetune/, `runners.layout`). Training does not depend on the device, so a
+model another device of the run has already trained (same architecture, same start, same
+recipe) is copied from there rather than trained again; each device measures its own files.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -76,21 +83,26 @@ def run_settings(run_dir: Path) -> tuple[FinetuneSettings, int]:
     return config.finetune, config.train.threads
 
 
-def finetune_run(run_dir: Path, settings: FinetuneSettings, echo: Echo = print, *, threads: int = 1
-                 ) -> dict[str, Any]:
+def finetune_run(run_dir: Path, settings: FinetuneSettings, echo: Echo = print, *, threads: int = 1,
+                 unit: Path | None = None) -> dict[str, Any]:
     """Train on every exported model, export and measure again; write and return the manifest
-    (the body of the finetune stage and of `hwnas finetune`)."""
-    from hwprofiles import DeviceSpec, MeasureConfig, fingerprint, measure_models
+    (the body of the finetune stage and of `hwnas finetune`).
+
+    `unit` is the folder whose export is trained on (a device of a multi-device run,
+    `runners.layout`); by default the run folder itself. The supernet is always the run's.
+    """
+    from hwprofiles import DeviceSpec, MeasureConfig, backend_unavailable_reason, fingerprint, measure_models
     from supernet.train_config import TrainConfig
 
     from .exporting import load_export_manifest
     from .pipeline import load_supernet, pin_torch_threads, task_from_meta
 
     run_dir = Path(run_dir)
+    unit = run_dir if unit is None else Path(unit)
     settings.train_config(TrainConfig())  # bad settings fail before the run folder is read
     if not run_dir.is_dir():
         raise UserInputError(f"run folder {run_dir} does not exist")
-    export = load_export_manifest(run_dir)
+    export = load_export_manifest(unit)
     supernet, meta = load_supernet(run_dir)
     task = task_from_meta(meta)
     with user_errors(f"cannot fine-tune from {run_dir}: ", catch=(KeyError, TypeError, ValueError)):
@@ -100,11 +112,14 @@ def finetune_run(run_dir: Path, settings: FinetuneSettings, echo: Echo = print, 
         items = [(m["name"], m["kind"], Arch.from_dict(m["arch"])) for m in export["models"]
                  if m["kind"] == "front" or (m["kind"] == "baseline" and settings.baselines)]
     if isinstance(export.get("task"), dict) and export["task"] != task.record():
-        raise UserInputError(f"{run_dir}/export was made for another task than the supernet's: "
+        raise UserInputError(f"{unit}/export was made for another task than the supernet's: "
                              f"run `hwnas export --run {run_dir}` again first")
+    unavailable = backend_unavailable_reason(device.backend)
+    if unavailable:  # checked before hours of training, not after
+        raise UserInputError(f"cannot measure the trained models on device '{device.name}' here: {unavailable}")
     config = settings.train_config(base)
     recipe = {k: getattr(config, k) for k in RECIPE_KEYS}
-    out = run_dir / "finetune"
+    out = unit / "finetune"
     _refuse_other_recipes(out, recipe)
     pin_torch_threads(threads)
 
@@ -117,6 +132,8 @@ def finetune_run(run_dir: Path, settings: FinetuneSettings, echo: Echo = print, 
         record = _finished_record(out, name, arch, recipe)
         if record is not None:
             echo(f"{step}: already trained ({record['train_seconds']:.1f} s), kept")
+        elif (record := _copy_trained_elsewhere(run_dir, out, name, kind, arch, recipe)) is not None:
+            echo(f"{step}: already trained for {record['copied_from']}, copied")
         else:
             record = _train_one(out, name, kind, arch, supernet, task, config, recipe)
             echo(f"{step}: {'fine-tuned' if kind == 'front' else 'trained from scratch'} in "
@@ -125,9 +142,12 @@ def finetune_run(run_dir: Path, settings: FinetuneSettings, echo: Echo = print, 
         records.append(record)
 
     echo(f"measuring {len(records)} trained models on device '{device.name}'")
-    paths = [str(run_dir / r["onnx_path"]) for r in records]
+    if device.backend.startswith("torch"):  # torch devices run the trained modules themselves
+        models_to_measure = [_load_trained(unit, r, supernet) for r in records]
+    else:
+        models_to_measure = [str(unit / r["onnx_path"]) for r in records]
     with user_errors(f"cannot measure on device '{device.name}': "):
-        measured = measure_models(paths, device, task.spec, measure, seed=config.seed)
+        measured = measure_models(models_to_measure, device, task.spec, measure, seed=config.seed)
     inherited = {m["name"]: m for m in export["models"]}
     models = [_model_entry(r, inherited[r["name"]], m, n_test) for r, m in zip(records, measured)]
     stat = export.get("latency_statistic", "median_ms")
@@ -236,6 +256,49 @@ def _finished_record(out: Path, name: str, arch: Arch, recipe: dict[str, Any]) -
     if not onnx_path.exists() or _sha256(onnx_path) != record.get("onnx_sha256"):
         return None
     return record
+
+
+def _copy_trained_elsewhere(run_dir: Path, out: Path, name: str, kind: str, arch: Arch, recipe: dict[str, Any]
+                            ) -> dict[str, Any] | None:
+    """Copy a model another unit of the run trained with the same start and recipe; its record, or None.
+
+    The weights and ONNX file are copied under this model's name (atomically, the record last),
+    so each unit's folder stands alone and resumes as if it had trained the model itself.
+    """
+    wanted = arch.to_dict()
+    for records in sorted(Path(run_dir).glob("devices/*/finetune/records")):
+        if records.parent == out:
+            continue
+        for path in sorted(records.glob("*.json")):
+            found = _read_record(path)
+            if found is None or found.get("init") != INIT_OF_KIND[kind] or found.get("arch") != wanted:
+                continue
+            if _finished_record(records.parent, found["name"], arch, recipe) is None:
+                continue  # another recipe, or its ONNX file is missing or changed
+            source_unit = records.parent.parent
+            record = {**found, "name": name, "kind": kind,
+                      "copied_from": str(source_unit.relative_to(run_dir) / "finetune" / "records" / path.name)}
+            for key, folder, suffix in (("weights_path", "weights", ".safetensors"), ("onnx_path", "models", ".onnx")):
+                target = out / folder / f"{name}{suffix}"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{target.name}.tmp")
+                shutil.copyfile(source_unit / found[key], tmp)
+                os.replace(tmp, target)
+                record[key] = str(target.relative_to(out.parent))
+            atomic_write_json(out / "records" / f"{name}.json", record)
+            return record
+    return None
+
+
+def _load_trained(unit: Path, record: dict[str, Any], supernet):
+    """The trained module of `record` (for torch devices), from its safetensors weights."""
+    from safetensors.torch import load_file
+
+    from supernet import Subnet
+
+    module = Subnet.initialised(supernet.space, supernet.spec, Arch.from_dict(record["arch"]), seed=0)
+    module.load_state_dict(load_file(str(unit / record["weights_path"])))
+    return module.eval()
 
 
 def _refuse_other_recipes(out: Path, recipe: dict[str, Any]) -> None:

@@ -421,10 +421,17 @@ def stage_export(state: RunState, echo: Echo) -> str:
 def stage_finetune(state: RunState, echo: Echo) -> str:
     from .finetune import comparison_lines, finetune_run, summary
 
-    manifest = finetune_run(state.run_dir, state.config.finetune, echo, threads=state.config.train.threads)
-    for line in comparison_lines(manifest):
-        echo(line)
-    return summary(manifest)
+    units = device_units(state.run_dir, state.config)
+    lines = []
+    for name, unit in units.items():
+        if len(units) > 1:
+            echo(f"device '{name}':")
+        manifest = finetune_run(state.run_dir, state.config.finetune, echo, threads=state.config.train.threads,
+                                unit=unit)
+        for line in comparison_lines(manifest):
+            echo(line)
+        lines.append(summary(manifest) if len(units) == 1 else f"'{name}': {summary(manifest)}")
+    return "; ".join(lines)
 
 
 def stage_matrix(state: RunState, echo: Echo) -> str:
@@ -459,9 +466,6 @@ def _stage_off(config: RunConfig, stage: str) -> str | None:
     if stage == "finetune" and not config.finetune.enabled:
         return ("off ([finetune] enabled = false in the config; `hwnas finetune --run RUN --epochs N` "
                 "trains the exported models on)")
-    if stage == "finetune" and len(config.profile.device_names()) > 1:
-        return ("off for a run with several devices (`hwnas finetune --run RUN/devices/NAME` is not supported "
-                "yet: the finetune stage reads a single-device run)")
     if stage == "matrix" and len(config.profile.device_names()) == 1:
         return "off (one device: nothing to compare across devices)"
     return None

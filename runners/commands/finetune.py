@@ -21,18 +21,30 @@ def register(app: typer.Typer) -> None:
         baselines: Optional[bool] = typer.Option(None, "--baselines/--no-baselines",
                                                  help="Also train the uniform baselines from scratch "
                                                       "(default: the run's setting, else yes)."),
+        device: Optional[str] = typer.Option(None, help="One device of a run with several devices (its export "
+                                             "in RUN/devices/NAME); default: every device."),
     ) -> None:
         """Fine-tune the exported front from its inherited weights and train the baselines from scratch,
-        one recipe for all; export, measure and evaluate again; write RUN/finetune/manifest.json."""
+        one recipe for all; export, measure and evaluate again; write RUN/finetune/manifest.json
+        (RUN/devices/NAME/finetune/manifest.json for each device of a run with several)."""
         from ..finetune import comparison_lines, finetune_run, run_settings, summary
+        from ..layout import resolve_unit
 
         stored, threads = run_settings(run_dir)
         flags = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "warmup_epochs": warmup_epochs,
                  "baselines": baselines}
         settings = replace(stored, **{k: v for k, v in flags.items() if v is not None})
-        manifest = finetune_run(run_dir, settings, typer.echo, threads=threads)
-        for line in comparison_lines(manifest):
-            typer.echo(line)
-        typer.echo(summary(manifest))
-        typer.echo(f"manifest: {run_dir / 'finetune' / 'manifest.json'}; `hwnas report --run {run_dir}` "
-                   "adds it to the report")
+        devices = sorted(p.parent.parent.name for p in run_dir.glob("devices/*/export/manifest.json"))
+        if device is None and devices and not (run_dir / "search").exists():
+            units = {name: run_dir / "devices" / name for name in devices}  # every device of the run
+        else:
+            units = {device: resolve_unit(run_dir, device=device)}
+        for name, unit in units.items():
+            if name is not None and len(units) > 1:
+                typer.echo(f"device '{name}':")
+            manifest = finetune_run(run_dir, settings, typer.echo, threads=threads, unit=unit)
+            for line in comparison_lines(manifest):
+                typer.echo(line)
+            typer.echo(summary(manifest))
+            report = f"`hwnas report --run {run_dir}" + (f" --device {name}`" if name else "`")
+            typer.echo(f"manifest: {unit / 'finetune' / 'manifest.json'}; {report} adds it to the report")

@@ -136,6 +136,33 @@ def test_rerun_resumes_every_device(run_dir, capsys):
     assert "[search] already done" in out and "[matrix] already done" in out
 
 
+def test_finetune_trains_each_model_once_and_measures_it_on_every_device(run_dir, capsys):
+    assert cli("finetune", "--run", str(run_dir), "--epochs", "1") == 0  # every device of the run
+    out = capsys.readouterr().out
+    manifests = {d: json.loads((run_dir / "devices" / d / "finetune/manifest.json").read_text()) for d in DEVICES}
+    trained = {}
+    for name, manifest in manifests.items():
+        export = json.loads((run_dir / "devices" / name / "export/manifest.json").read_text())
+        assert manifest["device"]["name"] == name
+        assert [m["name"] for m in manifest["models"]] == [m["name"] for m in export["models"]]
+        for m in manifest["models"]:
+            assert m["measured_latency_ms"] > 0 and (run_dir / "devices" / name / m["onnx_path"]).exists()
+            trained.setdefault((m["init"], json.dumps(m["arch"], sort_keys=True)), []).append((name, m))
+    # A model both devices export (same architecture and start) is trained once, copied to the other.
+    shared = [runs for runs in trained.values() if len(runs) == 2]
+    assert shared  # the uniform baselines are the same on both devices
+    for (first, a), (second, b) in shared:
+        assert "copied_from" not in a and b["copied_from"].startswith(f"devices/{first}/finetune/records/")
+        assert a["trained_test_accuracy"] == b["trained_test_accuracy"]
+    assert out.count(", copied") == len(shared) and "device 'torch-cpu':" in out
+    # One device again: everything is kept; its report shows the trained models.
+    assert cli("finetune", "--run", str(run_dir), "--device", "torch-cpu", "--epochs", "1") == 0
+    out = capsys.readouterr().out
+    assert "fine-tuned in" not in out and "trained from scratch in" not in out and "already trained" in out
+    assert cli("report", "--run", str(run_dir), "--device", "torch-cpu") == 0
+    assert "- Finetune stage: front models fine-tuned" in (run_dir / "devices/torch-cpu/report/report.md").read_text()
+
+
 @pytest.mark.parametrize("devices, message", [
     ("cpu,cpu", "names a device more than once"),
     ("cpu,tpu-9", "unknown device 'tpu-9'"),
