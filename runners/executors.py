@@ -88,9 +88,11 @@ def _checkpoint_bytes(checkpoint_dir: Path) -> dict[str, bytes]:
 
 
 class _EvalWorker:
-    """A Ray actor holding one copy of the supernet and the evaluation split."""
+    """A Ray actor holding one copy of the supernet and the evaluation split (and, when each
+    subnet is fine-tuned before scoring, the training split and the tune settings)."""
 
-    def __init__(self, files: dict[str, bytes], x: np.ndarray, y: np.ndarray, threads: int) -> None:
+    def __init__(self, files: dict[str, bytes], x: np.ndarray, y: np.ndarray, threads: int,
+                 tune: dict[str, Any] | None = None, train: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         import torch
 
         from supernet.checkpoint import load_checkpoint
@@ -101,15 +103,19 @@ class _EvalWorker:
                 Path(tmp, name).write_bytes(data)
             self.supernet, _ = load_checkpoint(tmp)
         self.x, self.y = x, y
+        self.tune, self.train = tune, train
 
     def pid(self) -> int:
         return os.getpid()
 
     def evaluate(self, arch_jsons: list[str]) -> list[float]:
         from supernet.evaluate import evaluate_archs
+        from supernet.train import tuned_accuracies
 
         archs = [Arch.from_json(a) for a in arch_jsons]
-        return [float(v) for v in evaluate_archs(self.supernet, archs, self.x, self.y)]
+        if self.tune is None:
+            return [float(v) for v in evaluate_archs(self.supernet, archs, self.x, self.y)]
+        return [float(v) for v in tuned_accuracies(self.supernet, archs, *self.train, self.x, self.y, **self.tune)]
 
 
 class RayExecutor(Executor):
@@ -121,14 +127,20 @@ class RayExecutor(Executor):
     name = "ray"
 
     def __init__(self, checkpoint_dir: Path, x: np.ndarray, y: np.ndarray, *, address: str | None = None,
-                 num_workers: int = 2, num_cpus: int = 2, max_restarts: int = 3) -> None:
+                 num_workers: int = 2, num_cpus: int = 2, max_restarts: int = 3, tune: dict[str, Any] | None = None,
+                 train: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """`tune` (keyword arguments of `supernet.tuned_accuracies`: steps, lr, seed) fine-tunes
+        each subnet on `train` (x, y) before it is scored."""
+        if tune is not None and train is None:
+            raise ValueError("tune needs the training split (train=(x, y))")
         ray = _ray()
         self._started_here = start_ray(address, num_cpus)
         # Held for the executor's lifetime: a restarted actor is built again from these refs.
         self._refs = (ray.put(_checkpoint_bytes(checkpoint_dir)), ray.put(np.ascontiguousarray(x)),
-                      ray.put(np.ascontiguousarray(y)))
+                      ray.put(np.ascontiguousarray(y)), 1, tune,
+                      None if train is None else ray.put(tuple(np.ascontiguousarray(a) for a in train)))
         actor = ray.remote(num_cpus=1, max_restarts=max_restarts, max_task_retries=max_restarts)(_EvalWorker)
-        self.workers = [actor.remote(*self._refs, 1) for _ in range(num_workers)]
+        self.workers = [actor.remote(*self._refs) for _ in range(num_workers)]
         self._ray = ray
 
     def worker_pids(self) -> list[int]:

@@ -184,10 +184,13 @@ def export_models(
     progress: Callable[[str], None] = lambda msg: None,
     val_accuracy: Callable[[list[Arch]], np.ndarray] | None = None,
     measure_remote: Callable[[list[Path], list[Arch]], tuple[list, str, dict[str, Any]]] | None = None,
+    val_accuracy_tune: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Export, re-measure and re-evaluate `items`; write and return the manifest.
 
-    `val_accuracy(archs)` gives the supernet's val accuracies (default: evaluated here).
+    `val_accuracy(archs)` gives the supernet's val accuracies (default: evaluated here); when
+    it scores each subnet after a short fine-tune, `val_accuracy_tune` (steps, lr, batch_size)
+    says so in the manifest. The exported files carry the inherited weights either way.
     `measure_remote(onnx_paths, archs)` measures on another node (the Ray node advertising the
     device) and returns (measurements, node id, that node's fingerprint); the manifest then
     records that node and its machine. Default: measured here.
@@ -275,6 +278,8 @@ def export_models(
         "dominance": dominance_record(statistic, "onnx_test_accuracy"),
         "models": models,
     }
+    if val_accuracy_tune is not None:  # supernet_val_accuracy: after this fine-tune of each subnet
+        manifest["val_accuracy_tune"] = val_accuracy_tune
     if node is not None:
         manifest["ray_node_id"] = node  # the node that measured (fingerprint: that node's machine)
     atomic_write_json(out_dir / "manifest.json", manifest)

@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 from ._errors import UserInputError, user_errors
 from ._io import atomic_write_json
-from .config import ExportSettings, ProfileSettings, RunConfig, config_from_dict
+from .config import ExportSettings, ProfileSettings, RunConfig, accuracy_split, config_from_dict
 from .layout import device_units
 from .searching import build_problem, search_run, stage_search
 
@@ -294,7 +294,7 @@ def spread_over_front(archs: list, latency_ms, limit: int) -> list:
 
 def export_front(supernet, task, archs, predictor, out_dir: str | Path, *, baselines: bool = True,
                  measure=None, seed: int = 0, echo: Echo = print, val_accuracy=None,
-                 measure_remote=None) -> dict[str, Any]:
+                 measure_remote=None, val_accuracy_tune: dict[str, Any] | None = None) -> dict[str, Any]:
     """Export `archs` (a Pareto front) and, with `baselines`, the space's uniform baselines to
     ONNX in `out_dir`; measure them again on the predictor's device with `measure` (a
     `hwprofiles.MeasureConfig`; default: the profile section's preset), evaluate the ONNX files
@@ -302,8 +302,9 @@ def export_front(supernet, task, archs, predictor, out_dir: str | Path, *, basel
 
     The latency is checked against the statistic the predictor was fitted to.
     `val_accuracy(archs)` gives the supernet's val accuracies (e.g. the run's accuracy cache,
-    which holds the front's already); default: evaluated here. `measure_remote`: see
-    `runners.exporting.export_models` (the Ray node of the device measures).
+    which holds the front's already); default: evaluated here; `val_accuracy_tune` says how
+    it scores (the search record's `accuracy_tune`, written to the manifest). `measure_remote`:
+    see `runners.exporting.export_models` (the Ray node of the device measures).
     """
     from hwprofiles import fingerprint
 
@@ -317,6 +318,7 @@ def export_front(supernet, task, archs, predictor, out_dir: str | Path, *, basel
         device=predictor.device, measure_config=measure or ProfileSettings().measure_config(),
         out_dir=Path(out_dir), fingerprint=fingerprint(), statistic=predictor.profile.get("target", "median_ms"),
         seed=seed, progress=echo, val_accuracy=val_accuracy, measure_remote=measure_remote,
+        val_accuracy_tune=val_accuracy_tune,
     )
     for line in comparison_lines(manifest):
         echo(line)
@@ -354,7 +356,10 @@ def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str
     if not record.exists():
         raise UserInputError(f"{record} does not exist: run `hwnas search --run {run_dir}` first")
     with user_errors(f"{record} is not a valid search record: ", catch=(ValueError, KeyError, TypeError, OSError)):
-        predictor_path = run_dir / json.loads(record.read_text())["predictor"]  # relative, or absolute
+        searched = json.loads(record.read_text())
+        predictor_path = run_dir / searched["predictor"]  # relative, or absolute
+        tune = searched.get("accuracy_tune")  # how the search scored accuracy (None: inherited weights)
+        split = accuracy_split(tune)
     predictor = load_predictor(predictor_path, space=supernet.space)
     with user_errors(f"{front_path} is not a valid front file: ", catch=(ValueError, KeyError)):
         archs = [Arch.from_json(a) for a in pd.read_csv(front_path)["arch"]]
@@ -375,19 +380,24 @@ def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str
         echo(f"exporting {len(picked)} of the {len(archs)} front models, spread over the front's latency "
              "([export] max_front, or hwnas export --max-front 0 for all)")
     from supernet.evaluate import evaluate_archs
+    from supernet.train import tuned_accuracies
 
     from ._cache import CACHE_FILE, AccuracyCache, checkpoint_hash
 
-    cache = AccuracyCache(run_dir / CACHE_FILE, checkpoint_hash(meta), split="val", examples=len(task.y_val))
+    cache = AccuracyCache(run_dir / CACHE_FILE, checkpoint_hash(meta), split=split, examples=len(task.y_val))
 
     def val_accuracy(models: list) -> Any:
-        """Val accuracies: the searches' from the cache, the others (baselines) evaluated, not stored."""
+        """Val accuracies as the search scored them: the searches' from the cache, the others
+        (baselines) evaluated the same way, not stored."""
         import numpy as np
 
         keys = [a.to_json() for a in models]
         stored = cache.lookup(keys)
         missing = [i for i, k in enumerate(keys) if k not in stored]
-        fresh = evaluate_archs(supernet, [models[i] for i in missing], task.x_val, task.y_val)
+        todo = [models[i] for i in missing]
+        fresh = evaluate_archs(supernet, todo, task.x_val, task.y_val) if tune is None else tuned_accuracies(
+            supernet, todo, task.x_train, task.y_train, task.x_val, task.y_val, steps=tune["steps"], lr=tune["lr"],
+            batch_size=tune["batch_size"], seed=searched["seed"])
         stored.update((keys[i], value) for i, value in zip(missing, fresh))
         return np.array([stored[k] for k in keys], dtype=float)
     measure_remote = None
@@ -398,7 +408,8 @@ def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str
             return measure_on_ray([predictor.device], paths, models, run_dir / "supernet", task.spec, config=measure,
                                   seed=seed, address=executor.ray_address, num_cpus=executor.num_cpus)[0]
     return export_front(supernet, task, picked, predictor, unit / "export", baselines=baselines, measure=measure,
-                        seed=seed, echo=echo, val_accuracy=val_accuracy, measure_remote=measure_remote)
+                        seed=seed, echo=echo, val_accuracy=val_accuracy, measure_remote=measure_remote,
+                        val_accuracy_tune=tune)
 
 
 def stage_export(state: RunState, echo: Echo) -> str:

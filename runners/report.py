@@ -361,6 +361,11 @@ def write_report(run_dir: Path) -> dict[str, Path]:
         noise,
         _dominance_line(df, "dominated_by", "Front models" + (" (inherited weights)" if tuned else ""), stat),
     ]
+    scored = manifest.get("val_accuracy_tune")
+    if isinstance(scored, dict):
+        lines.append(f"- The search scored val accuracy after {scored.get('steps')} fine-tuning updates of each "
+                     f"subnet from its inherited weights (lr {scored.get('lr')}); the exported files and their "
+                     "test accuracies carry the inherited weights")
     if tuned:
         lines += _finetune_lines(finetune, df)
         lines.append(_dominance_line(df[df.trained_acc.notna()], "trained_dominated_by", "Fine-tuned front models",

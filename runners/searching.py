@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ._errors import UserInputError, user_errors
 from ._io import atomic_write_json
@@ -25,17 +25,16 @@ Echo = Callable[[str], None]
 def build_problem(config: RunConfig, predictor, supernet, task, executor=None, cache=None):
     """The search problem of a run: accuracy (expensive, val split) plus cheap objectives.
 
-    With `cache` (an `AccuracyCache`), accuracies already stored are read, not evaluated.
+    With `cache` (an `AccuracyCache`), accuracies already stored are read, not evaluated. With
+    `[search] tune_steps`, each candidate is scored after a short fine-tune from its inherited
+    weights (`supernet.tuned_accuracies`; the executor's workers do the same).
     """
     import search
 
     space = supernet.space
     evaluate = executor.evaluate if executor is not None else None
     if evaluate is None:
-        from supernet.evaluate import evaluate_archs
-
-        def evaluate(archs):
-            return evaluate_archs(supernet, archs, task.x_val, task.y_val)
+        evaluate = val_evaluator(config, supernet, task)
     if cache is not None:
         evaluate = cache.wrap(evaluate)
 
@@ -55,13 +54,34 @@ def build_problem(config: RunConfig, predictor, supernet, task, executor=None, c
     return search.SearchProblem(space, objectives, constraints)
 
 
+def val_evaluator(config: RunConfig, supernet, task) -> Callable[[list], Any]:
+    """Val accuracies of a list of architectures as this run's searches score them: inherited
+    weights as they are, or after `[search] tune_steps` fine-tuning updates each."""
+    tune = config.search.accuracy_tune()
+    if tune is None:
+        from supernet.evaluate import evaluate_archs
+
+        return lambda archs: evaluate_archs(supernet, archs, task.x_val, task.y_val)
+    from supernet.train import tuned_accuracies
+
+    return lambda archs: tuned_accuracies(supernet, archs, task.x_train, task.y_train, task.x_val, task.y_val,
+                                          **tuned_kwargs(config))
+
+
+def tuned_kwargs(config: RunConfig) -> dict[str, Any]:
+    """`supernet.tuned_accuracies`' settings of this run's searches."""
+    tune = config.search.accuracy_tune()
+    return {"steps": tune["steps"], "lr": tune["lr"], "batch_size": tune["batch_size"], "seed": config.seed}
+
+
 def _stored_path(path: Path, run_dir: Path) -> str:
     """`path` relative to the run folder when inside it (the folder stays movable), else absolute."""
     path, run_dir = Path(path).resolve(), Path(run_dir).resolve()
     return str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path)
 
 
-_SEARCH_IDENTITY = ("algorithm", "budget", "seed", "objectives", "max_latency_ms", "max_size_mb", "device")
+_SEARCH_IDENTITY = ("algorithm", "budget", "seed", "objectives", "max_latency_ms", "max_size_mb", "device",
+                    "accuracy_tune")
 
 
 def _refuse_another_search(out: Path, record: dict, name: str | None) -> None:
@@ -114,11 +134,15 @@ def search_run(run_dir: Path, config: RunConfig, predictor_path: Path, echo: Ech
         if config.executor.kind == "ray":
             from .executors import RayExecutor
 
+            tuned = config.search.accuracy_tune() is not None
             executor = RayExecutor(run_dir / "supernet", task.x_val, task.y_val,
                                    address=config.executor.ray_address,
                                    num_workers=num_workers or config.executor.num_cpus,
-                                   num_cpus=config.executor.num_cpus)
-        cache = AccuracyCache(run_dir / CACHE_FILE, checkpoint_hash(meta), split="val", examples=len(task.y_val))
+                                   num_cpus=config.executor.num_cpus,
+                                   tune=tuned_kwargs(config) if tuned else None,
+                                   train=(task.x_train, task.y_train) if tuned else None)
+        cache = AccuracyCache(run_dir / CACHE_FILE, checkpoint_hash(meta), split=config.search.accuracy_split(),
+                              examples=len(task.y_val))
         problem = build_problem(config, predictor, supernet, task, executor, cache)
         with user_errors():
             search.check_feasible(problem)  # an impossible budget fails before anything is written
@@ -128,6 +152,7 @@ def search_run(run_dir: Path, config: RunConfig, predictor_path: Path, echo: Ech
             "max_latency_ms": config.search.max_latency_ms, "max_size_mb": config.search.max_size_mb,
             "executor": config.executor.kind, "task": task.record(), "name": name,
             "device": predictor.device.name, "accuracy_split": "val", "accuracy_examples": len(task.y_val),
+            "accuracy_tune": config.search.accuracy_tune(),
         }
         _refuse_another_search(out, record, name)
         atomic_write_json(out / "search.json", record)
@@ -147,7 +172,9 @@ def search_run(run_dir: Path, config: RunConfig, predictor_path: Path, echo: Ech
         from supernet import binomial_se
 
         acc, n = result.candidates["accuracy"], len(task.y_val)
-        summary += (f"; val accuracies {100 * acc.min():.1f}-{100 * acc.max():.1f}% "
+        tune = config.search.accuracy_tune()
+        scored = "" if tune is None else f", each after {tune['steps']} fine-tuning updates at lr {tune['lr']:g}"
+        summary += (f"; val accuracies {100 * acc.min():.1f}-{100 * acc.max():.1f}%{scored} "
                     f"(± {100 * binomial_se(0.5, n):.1f} points at most: binomial SE on {n} examples)")
     return summary + f"; {cache.hits} accuracy cache hits, {cache.new} new evaluations"
 

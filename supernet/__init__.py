@@ -32,6 +32,7 @@ _LAZY = {
     "train_supernet": "train",
     "train_standalone": "train",
     "tune_briefly": "train",
+    "tuned_accuracies": "train",
     "save_checkpoint": "checkpoint",
     "load_checkpoint": "checkpoint",
     "read_checkpoint_meta": "checkpoint",

@@ -33,7 +33,8 @@ EXPECTED = {
                 "preset": _profile.preset, "seed": DEFAULT_SEED},
     "fit-predictor": {"seed": DEFAULT_SEED, "target": _profile.target},
     "search": {"objectives": ",".join(_search.objectives), "algorithm": _search.algorithm,
-               "budget": _search.budget, "executor": ExecutorSettings().kind, "seed": DEFAULT_SEED},
+               "budget": _search.budget, "tune_steps": _search.tune_steps, "tune_lr": _search.tune_lr,
+               "executor": ExecutorSettings().kind, "seed": DEFAULT_SEED},
     "export": {"baselines": ExportSettings().baselines, "max_front": ExportSettings().max_front, "seed": DEFAULT_SEED},
     "adapt": {"task": TaskSettings().name, "preset": _profile.preset, "seed": DEFAULT_SEED},
 }
@@ -83,7 +84,7 @@ def test_run_flags_are_the_config_sections_keys():
     config = RunConfig().to_dict()
     sections = {"task": "task", "epochs": "train", "device": "profile", "devices": "profile",
                 "adapt_from": "profile", "samples": "profile", "algorithm": "search", "budget": "search", "objectives": "search", "max_latency_ms": "search",
-                "max_size_mb": "search", "executor": "executor", "ray_address": "executor",
+                "max_size_mb": "search", "tune_steps": "search", "executor": "executor", "ray_address": "executor",
                 "finetune": "finetune", "seed": None}
     assert flags == set(sections)
     keys = {"task": "name", "executor": "kind", "finetune": "enabled"}

@@ -211,3 +211,54 @@ def test_export_caps_the_front_and_reads_val_accuracy_from_the_cache(run_dir, tm
     m = manifest["models"][0]
     assert m["supernet_val_accuracy"] == pytest.approx(cand.loc[Arch.from_dict(m["arch"]).to_json(), "accuracy"])
     assert cli("export", "--run", str(work), "--max-front", "-1") == 2
+
+
+def test_a_search_can_score_each_candidate_after_a_short_fine_tune(run_dir, tmp_path, capsys):
+    import sqlite3
+
+    import torch
+
+    from supernet import Arch, load_checkpoint, tuned_accuracies
+    from supernet.evaluate import evaluate_archs
+
+    from runners.pipeline import task_from_meta
+
+    work = tmp_path / "run"
+    shutil.copytree(run_dir, work)
+    assert cli("search", "--run", str(work), "--predictor", str(work / "predictor"), "--algorithm", "random",
+               "--budget", "4", "--tune-steps", "3", "--name", "tuned") == 0
+    assert "each after 3 fine-tuning updates at lr 0.002" in capsys.readouterr().out
+    unit = work / "searches/tuned"
+    record = json.loads((unit / "search/search.json").read_text())
+    assert record["accuracy_tune"] == {"steps": 3, "lr": 2e-3, "batch_size": 32}
+    cand = pd.read_parquet(unit / "search/candidates.parquet")
+    archs = [Arch.from_json(a) for a in cand["arch"]]
+    supernet, meta = load_checkpoint(work / "supernet")
+    task = task_from_meta(meta)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the search's [train] threads
+    try:
+        expected = tuned_accuracies(supernet, archs, task.x_train, task.y_train, task.x_val, task.y_val,
+                                    steps=3, lr=2e-3, seed=0)
+    finally:
+        torch.set_num_threads(threads)
+    assert np.allclose(cand["accuracy"].to_numpy(), expected)
+    # Stored apart from the inherited accuracies, under their own split name.
+    with sqlite3.connect(work / "accuracy_cache.sqlite") as db:
+        splits = dict(db.execute("SELECT split, COUNT(*) FROM accuracy GROUP BY split").fetchall())
+    assert splits["val, tuned 3 steps at lr 0.002"] == 4 and splits["val"] >= 6
+    inherited = evaluate_archs(supernet, archs, task.x_val, task.y_val)
+    assert not np.allclose(inherited, expected)  # three updates move at least one accuracy
+    # The export reads the tuned accuracies and says so; baselines are scored the same way.
+    assert cli("export", "--run", str(work), "--search", "tuned", "--preset", "fast") == 0
+    manifest = json.loads((unit / "export/manifest.json").read_text())
+    assert manifest["val_accuracy_tune"] == record["accuracy_tune"]
+    front = {Arch.from_dict(m["arch"]).to_json(): m for m in manifest["models"] if m["kind"] == "front"}
+    by_arch = dict(zip(cand["arch"], cand["accuracy"]))
+    assert all(m["supernet_val_accuracy"] == pytest.approx(by_arch[a]) for a, m in front.items())
+    assert cli("report", "--run", str(work), "--search", "tuned") == 0
+    assert "scored val accuracy after 3 fine-tuning updates" in (unit / "report/report.md").read_text()
+    # Another fine-tune is another search: refused in the same folder.
+    assert cli("search", "--run", str(work), "--predictor", str(work / "predictor"), "--algorithm", "random",
+               "--budget", "4", "--tune-steps", "5", "--name", "tuned") == 2
+    assert "accuracy_tune" in capsys.readouterr().err

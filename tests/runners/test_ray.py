@@ -53,6 +53,28 @@ def test_search_finishes_its_budget_when_a_worker_is_killed(trained, tiny_space)
     assert np.allclose(cands["accuracy"].to_numpy(), expected)
 
 
+def test_workers_fine_tune_each_subnet_before_scoring_as_the_driver_does(trained, tiny_space):
+    import torch
+
+    from supernet.train import tuned_accuracies
+
+    from runners.executors import RayExecutor
+
+    ckpt, task, supernet = trained
+    archs = [tiny_space.largest(), tiny_space.smallest(), tiny_space.sample(np.random.default_rng(3))]
+    tune = {"steps": 4, "lr": 2e-3, "seed": 0}
+    with RayExecutor(ckpt, task.x_val, task.y_val, num_workers=2, num_cpus=2, tune=tune,
+                     train=(task.x_train, task.y_train)) as executor:
+        remote = executor.evaluate(archs)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each worker
+    try:
+        here = tuned_accuracies(supernet, archs, task.x_train, task.y_train, task.x_val, task.y_val, **tune)
+    finally:
+        torch.set_num_threads(threads)
+    assert np.allclose(remote, here)
+
+
 def test_profiling_job_runs_on_the_device_node(tmp_path, tiny_space, tiny_spec):
     from hwprofiles import MeasureConfig, fingerprint, get_device
 
