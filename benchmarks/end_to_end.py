@@ -52,6 +52,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/hwnas-e2e"))
     parser.add_argument("--skip-ray-pipeline", action="store_true")
     parser.add_argument("--local-only", action="store_true", help="only the default run (1), as `make run`")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="a TOML config for the runs (default: none, the default job of `make run`)")
     parser.add_argument("--from-existing", action="store_true",
                         help="recompute the figures from the run folders under --out and the wall times "
                              "recorded in benchmarks/results/end_to_end.json (no new runs)")
@@ -74,8 +76,10 @@ def main() -> None:
     load_start = os.getloadavg()
     local_dir = args.out / "local"
     RESULTS.mkdir(exist_ok=True)
-    wall_local = run([*HWNAS, "run", "--run", str(local_dir)], log=RESULTS / "end_to_end_output.txt")
-    command = "python benchmarks/end_to_end.py" + (" --local-only" if args.local_only else "")
+    with_config = ["--config", str(args.config)] if args.config else []
+    wall_local = run([*HWNAS, "run", "--run", str(local_dir), *with_config], log=RESULTS / "end_to_end_output.txt")
+    command = "python benchmarks/end_to_end.py" + (" --local-only" if args.local_only else "") + \
+        (f" --config {args.config}" if args.config else "")
     result = {"command": command, "machine": fingerprint(), "load_average_at_start": load_start,
               "local": {"wall_seconds": round(wall_local, 1), **figures(local_dir)}}
 
@@ -85,7 +89,7 @@ def main() -> None:
         return
     if not args.skip_ray_pipeline:
         ray_dir = args.out / "ray"
-        wall_ray = run([*HWNAS, "run", "--run", str(ray_dir), "--executor", "ray"])
+        wall_ray = run([*HWNAS, "run", "--run", str(ray_dir), "--executor", "ray", *with_config])
         result["ray"] = {"wall_seconds": round(wall_ray, 1), **figures(ray_dir)}
 
     # Same supernet and predictor, search with each executor: the fronts must be identical.

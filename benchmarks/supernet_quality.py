@@ -71,6 +71,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
                                                                           "tune_lr": 2e-3},
     "shared, random sandwich + 360-step fine-tune at lr 2e-3, other batch order (tune seed + 100)":
         {"tune_steps": 360, "base": 1, "tune_lr": 2e-3, "tune_seed": 100},
+    "shared, random sandwich + 360-step fine-tune at lr 1.5e-3": {"tune_steps": 360, "base": 1, "tune_lr": 1.5e-3},
+    "shared, random sandwich + 360-step fine-tune at lr 2e-3 after a 36-step warm-up":
+        {"tune_steps": 360, "base": 1, "tune_lr": 2e-3, "tune_warmup": 36},
 }
 
 
@@ -183,7 +186,8 @@ def run_item(item: dict[str, Any]) -> dict[str, Any]:
         acc = []
         for i, a in enumerate(item["archs"]):
             sub = tune_briefly(result.supernet.extract(Arch.from_json(a)), task, steps=settings["tune_steps"],
-                               lr=settings.get("tune_lr", 1e-3), seed=settings.get("tune_seed", 0) + i)
+                               lr=settings.get("tune_lr", 1e-3), seed=settings.get("tune_seed", 0) + i,
+                               warmup_steps=settings.get("tune_warmup", 0))
             acc.append(evaluate_module(sub, task.x_test, task.y_test))
         tune = time.perf_counter() - t0
         out = {"test_acc": acc, "seconds": json.loads(base_json.read_text())["seconds"] + tune,
