@@ -263,16 +263,18 @@ def train_standalone(module: nn.Module, task: Task, config: TrainConfig) -> list
 
 # --------------------------------------------------------------------- short fine-tune before scoring
 def tune_briefly(module: nn.Module, task: Task, *, steps: int, lr: float = 1e-3, batch_size: int = 32,
-                 seed: int = 0) -> nn.Module:
+                 seed: int = 0, warmup_steps: int = 0) -> nn.Module:
     """Train a static module (e.g. a subnet with inherited weights) for `steps` updates on the
-    training split, labels only, AdamW with a cosine decay from `lr`; returns it in eval mode.
+    training split, labels only, AdamW with a cosine decay from `lr` (after a linear warm-up
+    of `warmup_steps`); returns it in eval mode.
 
     A few hundred updates let an inherited subnet settle into weights of its own before it is
     scored, which brings its accuracy nearer to what the architecture reaches trained alone
     (benchmarks/results/supernet_quality_*: 360 updates at lr 2e-3 rank the default task's
     subnets about as well as a second standalone seed does).
     """
-    return _tune(module, task.x_train, task.y_train, steps=steps, lr=lr, batch_size=batch_size, seed=seed)
+    return _tune(module, task.x_train, task.y_train, steps=steps, lr=lr, batch_size=batch_size, seed=seed,
+                 warmup_steps=warmup_steps)
 
 
 def tuned_accuracies(supernet: nn.Module, archs: Sequence[Arch], x_train: Any, y_train: Any, x: Any, y: Any, *,
@@ -289,9 +291,11 @@ def tuned_accuracies(supernet: nn.Module, archs: Sequence[Arch], x_train: Any, y
 
 
 def _tune(module: nn.Module, x_train: Any, y_train: Any, *, steps: int, lr: float, batch_size: int,
-          seed: int) -> nn.Module:
+          seed: int, warmup_steps: int = 0) -> nn.Module:
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or not 0 <= warmup_steps <= steps:
+        raise ValueError(f"warmup_steps must be an integer in 0..steps ({steps}), got {warmup_steps!r}")
     if steps == 0:
         return module.eval()
     device = next(module.parameters()).device
@@ -302,7 +306,7 @@ def _tune(module: nn.Module, x_train: Any, y_train: Any, *, steps: int, lr: floa
     y_train = as_tensor(y_train, torch.int64, device)
     for step in range(steps):
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, steps, 0, lr)
+            group["lr"] = lr_at(step, steps, warmup_steps, lr)
         idx = torch.as_tensor(rng.choice(len(x_train), size=min(batch_size, len(x_train)), replace=False),
                               device=device)
         optimizer.zero_grad(set_to_none=True)
