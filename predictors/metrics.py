@@ -35,12 +35,17 @@ def within(y_true: np.ndarray, y_pred: np.ndarray, tolerance: float) -> float:
 
 def kendall_tau(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     t, p = _pair(y_true, y_pred)
-    return float(stats.kendalltau(t, p).statistic) if t.size > 1 else float("nan")
+    return float(stats.kendalltau(t, p).statistic) if _rankable(t, p) else float("nan")
 
 
 def spearman(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     t, p = _pair(y_true, y_pred)
-    return float(stats.spearmanr(t, p).statistic) if t.size > 1 else float("nan")
+    return float(stats.spearmanr(t, p).statistic) if _rankable(t, p) else float("nan")
+
+
+def _rankable(t: np.ndarray, p: np.ndarray) -> bool:
+    """A rank correlation is defined: two or more pairs, and neither side constant (NaN otherwise)."""
+    return t.size > 1 and np.ptp(t) > 0 and np.ptp(p) > 0
 
 
 def latency_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
