@@ -74,6 +74,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "shared, random sandwich + 360-step fine-tune at lr 1.5e-3": {"tune_steps": 360, "base": 1, "tune_lr": 1.5e-3},
     "shared, random sandwich + 360-step fine-tune at lr 2e-3 after a 36-step warm-up":
         {"tune_steps": 360, "base": 1, "tune_lr": 2e-3, "tune_warmup": 36},
+    "shared, random sandwich, 2x epochs": {"attention_weights": "shared", "sandwich_choices": "random",
+                                           "epochs_factor": 2},
+    "shared, random sandwich 2x epochs + 360-step fine-tune at lr 2e-3": {"tune_steps": 360, "base": 21,
+                                                                          "tune_lr": 2e-3},
 }
 
 

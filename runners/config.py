@@ -150,8 +150,9 @@ class SearchSettings:
     # Accuracy of each candidate after this many updates from its inherited weights (labels only,
     # AdamW, cosine from tune_lr, one batch order for all): on the default task 360 updates at
     # 2e-3 rank subnets about as a second standalone seed does (Kendall tau 0.78-0.81 against a
-    # ceiling of 0.82; inherited weights alone 0.54), at about 20 s per candidate on one core of
-    # the 2-core VM, so it is off by default (benchmarks/results/supernet_quality_*).
+    # ceiling of 0.82; inherited weights alone 0.54; with [train] epochs = 10 the largest subnet
+    # also lands within a point of its standalone twin), at about 20 s per candidate on one core
+    # of the 2-core VM, so it is off by default (benchmarks/results/supernet_quality_*).
     tune_steps: int = 0
     tune_lr: float = 2e-3
 
