@@ -74,3 +74,14 @@ def test_train_settings_defaults_are_train_configs():
         if f.name != "threads":
             assert getattr(settings, f.name) == getattr(config, f.name), f.name
     assert settings.train_config(seed=4) == TrainConfig(seed=4)
+
+
+def test_shipped_configs_load():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "configs"
+    configs = {p.name: load_config(p) for p in sorted(folder.glob("*.toml"))}
+    assert {"long.toml", "ranked.toml"} <= set(configs)
+    ranked = configs["ranked.toml"]
+    assert ranked.train.epochs == 10 and ranked.search.tune_steps == 360 and ranked.search.tune_lr == 2e-3
+    assert ranked.search.accuracy_split() == "val, tuned 360 steps at lr 0.002"
