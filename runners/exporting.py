@@ -79,11 +79,11 @@ def uniform_baselines(space: SearchSpace) -> list[ExportItem]:
     return items
 
 
-def measurable(device: Any, supernet: Any, archs: list[Arch], onnx_paths: list) -> list:
-    """What `device` measures: onnxruntime devices the ONNX files, torch devices the modules
-    extracted from the supernet."""
+def measurable(device: Any, onnx_paths: list, modules: Callable[[], list]) -> list:
+    """What `device` measures: onnxruntime devices the ONNX files, torch devices the torch
+    modules `modules()` builds (extracted from the supernet, or trained weights loaded)."""
     if device.backend.startswith("torch"):
-        return [supernet.extract(a) for a in archs]
+        return modules()
     return [str(p) for p in onnx_paths]
 
 
@@ -221,8 +221,8 @@ def export_models(
         measured, node, fingerprint = measure_remote(paths, archs)
         progress(f"measured on Ray node {node}")
     else:
-        measured = measure_models(measurable(device, supernet, archs, paths), device, task.spec, measure_config,
-                                  seed=seed)
+        modules = measurable(device, paths, lambda: [supernet.extract(a) for a in archs])
+        measured = measure_models(modules, device, task.spec, measure_config, seed=seed)
     predicted = np.asarray(predict_ms(archs), dtype=float)
     # The ONNX files are evaluated on a second thread (onnxruntime releases the GIL) while torch
     # evaluates the supernet here: on two cores the two halves overlap. Measurement is done.

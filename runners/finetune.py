@@ -30,18 +30,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from supernet import Arch, binomial_se, within_noise
+from supernet import Arch, atomic_write, binomial_se, within_noise
 
 from ._errors import UserInputError, user_errors
 from ._io import atomic_write_json
 from .config import FinetuneSettings
-from .exporting import check_model_fields, dominance, dominance_lines, dominance_record
+from .exporting import check_model_fields, dominance, dominance_lines, dominance_record, measurable
 
 FINETUNE_SCHEMA = 1
 INIT_OF_KIND = {"front": "inherited", "baseline": "scratch"}  # how each kind of exported model starts
@@ -67,20 +66,6 @@ def load_finetune_manifest(run_dir: Path) -> dict[str, Any] | None:
             raise TypeError("'models' is missing or not a list")
         check_model_fields(manifest["models"], MODEL_FIELDS)
     return manifest
-
-
-def run_settings(run_dir: Path) -> tuple[FinetuneSettings, int]:
-    """The [finetune] settings and torch threads stored in RUN/run.json (defaults without one:
-    runs made stage by stage with `hwnas train/search/export` have none)."""
-    from .config import RunConfig, config_from_dict
-
-    path = Path(run_dir) / "run.json"
-    if not path.exists():
-        config = RunConfig()
-    else:
-        with user_errors(f"{path} is not a valid run file: ", catch=(ValueError, KeyError, TypeError)):
-            config = config_from_dict(json.loads(path.read_text())["config"])
-    return config.finetune, config.train.threads
 
 
 def finetune_run(run_dir: Path, settings: FinetuneSettings, echo: Echo = print, *, threads: int = 1,
@@ -142,10 +127,8 @@ def finetune_run(run_dir: Path, settings: FinetuneSettings, echo: Echo = print, 
         records.append(record)
 
     echo(f"measuring {len(records)} trained models on device '{device.name}'")
-    if device.backend.startswith("torch"):  # torch devices run the trained modules themselves
-        models_to_measure = [_load_trained(unit, r, supernet) for r in records]
-    else:
-        models_to_measure = [str(unit / r["onnx_path"]) for r in records]
+    models_to_measure = measurable(device, [unit / r["onnx_path"] for r in records],
+                                   lambda: [_load_trained(unit, r, supernet) for r in records])
     with user_errors(f"cannot measure on device '{device.name}': "):
         measured = measure_models(models_to_measure, device, task.spec, measure, seed=config.seed)
     inherited = {m["name"]: m for m in export["models"]}
@@ -204,7 +187,7 @@ def _train_one(out: Path, name: str, kind: str, arch: Arch, supernet, task, conf
     """Train one model, save its weights and ONNX file, then its record (last, atomically)."""
     from safetensors.torch import save_file
 
-    from supernet import Subnet, atomic_write, export_onnx
+    from supernet import Subnet, export_onnx
     from supernet.evaluate import evaluate_module
     from supernet.train import train_standalone
 
@@ -279,11 +262,8 @@ def _copy_trained_elsewhere(run_dir: Path, out: Path, name: str, kind: str, arch
             record = {**found, "name": name, "kind": kind,
                       "copied_from": str(source_unit.relative_to(run_dir) / "finetune" / "records" / path.name)}
             for key, folder, suffix in (("weights_path", "weights", ".safetensors"), ("onnx_path", "models", ".onnx")):
-                target = out / folder / f"{name}{suffix}"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{target.name}.tmp")
-                shutil.copyfile(source_unit / found[key], tmp)
-                os.replace(tmp, target)
+                source, target = source_unit / found[key], out / folder / f"{name}{suffix}"
+                atomic_write(target, lambda tmp, source=source: shutil.copyfile(source, tmp))
                 record[key] = str(target.relative_to(out.parent))
             atomic_write_json(out / "records" / f"{name}.json", record)
             return record
@@ -353,5 +333,4 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-__all__ = ["FINETUNE_SCHEMA", "comparison_lines", "finetune_run", "load_finetune_manifest", "run_settings",
-           "summary"]
+__all__ = ["FINETUNE_SCHEMA", "comparison_lines", "finetune_run", "load_finetune_manifest", "summary"]

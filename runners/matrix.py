@@ -67,8 +67,8 @@ def measure_matrix(run_dir: Path, config, units: dict[str, Path], *, echo: Echo 
         per_device = [measured for measured, _, _ in results]
         placement = {d.name: node for d, (_, node, _) in zip(devices, results)}  # the node each device ran on
     else:
-        per_device = [measure_models(measurable(d, supernet, archs, onnx_files), d, task.spec, measure,
-                                     seed=config.seed) for d in devices]
+        per_device = [measure_models(measurable(d, onnx_files, lambda: [supernet.extract(a) for a in archs]), d,
+                                     task.spec, measure, seed=config.seed) for d in devices]
     rows = []
     for target, measured in zip(units, per_device):
         for (owner, m), r in zip(order, measured):

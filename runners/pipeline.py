@@ -379,12 +379,11 @@ def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str
     if len(picked) < len(archs):
         echo(f"exporting {len(picked)} of the {len(archs)} front models, spread over the front's latency "
              "([export] max_front, or hwnas export --max-front 0 for all)")
-    from supernet.evaluate import evaluate_archs
-    from supernet.train import tuned_accuracies
-
     from ._cache import CACHE_FILE, AccuracyCache, checkpoint_hash
+    from .searching import tuned_kwargs, val_evaluator
 
     cache = AccuracyCache(run_dir / CACHE_FILE, checkpoint_hash(meta), split=split, examples=len(task.y_val))
+    score = val_evaluator(supernet, task, tuned_kwargs(tune, searched.get("seed", 0)))
 
     def val_accuracy(models: list) -> Any:
         """Val accuracies as the search scored them: the searches' from the cache, the others
@@ -394,10 +393,7 @@ def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str
         keys = [a.to_json() for a in models]
         stored = cache.lookup(keys)
         missing = [i for i, k in enumerate(keys) if k not in stored]
-        todo = [models[i] for i in missing]
-        fresh = evaluate_archs(supernet, todo, task.x_val, task.y_val) if tune is None else tuned_accuracies(
-            supernet, todo, task.x_train, task.y_train, task.x_val, task.y_val, steps=tune["steps"], lr=tune["lr"],
-            batch_size=tune["batch_size"], seed=searched["seed"])
+        fresh = score([models[i] for i in missing])
         stored.update((keys[i], value) for i, value in zip(missing, fresh))
         return np.array([stored[k] for k in keys], dtype=float)
     measure_remote = None

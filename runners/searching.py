@@ -34,7 +34,7 @@ def build_problem(config: RunConfig, predictor, supernet, task, executor=None, c
     space = supernet.space
     evaluate = executor.evaluate if executor is not None else None
     if evaluate is None:
-        evaluate = val_evaluator(config, supernet, task)
+        evaluate = val_evaluator(supernet, task, tuned_kwargs(config.search.accuracy_tune(), config.seed))
     if cache is not None:
         evaluate = cache.wrap(evaluate)
 
@@ -54,10 +54,9 @@ def build_problem(config: RunConfig, predictor, supernet, task, executor=None, c
     return search.SearchProblem(space, objectives, constraints)
 
 
-def val_evaluator(config: RunConfig, supernet, task) -> Callable[[list], Any]:
-    """Val accuracies of a list of architectures as this run's searches score them: inherited
-    weights as they are, or after `[search] tune_steps` fine-tuning updates each."""
-    tune = config.search.accuracy_tune()
+def val_evaluator(supernet, task, tune: dict[str, Any] | None) -> Callable[[list], Any]:
+    """Val accuracies of a list of architectures as a search scores them: inherited weights as
+    they are, or with `tune` (`tuned_kwargs`) after that many fine-tuning updates each."""
     if tune is None:
         from supernet.evaluate import evaluate_archs
 
@@ -65,13 +64,13 @@ def val_evaluator(config: RunConfig, supernet, task) -> Callable[[list], Any]:
     from supernet.train import tuned_accuracies
 
     return lambda archs: tuned_accuracies(supernet, archs, task.x_train, task.y_train, task.x_val, task.y_val,
-                                          **tuned_kwargs(config))
+                                          **tune)
 
 
-def tuned_kwargs(config: RunConfig) -> dict[str, Any]:
-    """`supernet.tuned_accuracies`' settings of this run's searches."""
-    tune = config.search.accuracy_tune()
-    return {"steps": tune["steps"], "lr": tune["lr"], "batch_size": tune["batch_size"], "seed": config.seed}
+def tuned_kwargs(accuracy_tune: dict[str, Any] | None, seed: int) -> dict[str, Any] | None:
+    """`supernet.tuned_accuracies`' settings for a search's `accuracy_tune` (steps, lr, batch
+    size) and seed; None when the search scores inherited weights as they are."""
+    return None if accuracy_tune is None else {**accuracy_tune, "seed": seed}
 
 
 def _stored_path(path: Path, run_dir: Path) -> str:
@@ -134,13 +133,12 @@ def search_run(run_dir: Path, config: RunConfig, predictor_path: Path, echo: Ech
         if config.executor.kind == "ray":
             from .executors import RayExecutor
 
-            tuned = config.search.accuracy_tune() is not None
+            tune = tuned_kwargs(config.search.accuracy_tune(), config.seed)
             executor = RayExecutor(run_dir / "supernet", task.x_val, task.y_val,
                                    address=config.executor.ray_address,
                                    num_workers=num_workers or config.executor.num_cpus,
-                                   num_cpus=config.executor.num_cpus,
-                                   tune=tuned_kwargs(config) if tuned else None,
-                                   train=(task.x_train, task.y_train) if tuned else None)
+                                   num_cpus=config.executor.num_cpus, tune=tune,
+                                   train=None if tune is None else (task.x_train, task.y_train))
         cache = AccuracyCache(run_dir / CACHE_FILE, checkpoint_hash(meta), split=config.search.accuracy_split(),
                               examples=len(task.y_val))
         problem = build_problem(config, predictor, supernet, task, executor, cache)

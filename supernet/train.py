@@ -282,8 +282,10 @@ def tuned_accuracies(supernet: nn.Module, archs: Sequence[Arch], x_train: Any, y
     """Accuracy on (x, y) of each architecture after `steps` updates from its inherited weights
     (`tune_briefly`'s recipe, the same batch order for every architecture); the supernet is
     not changed (each subnet is an extracted copy)."""
+    device = next(supernet.parameters()).device
+    x_train, y_train = as_tensor(x_train, torch.float32, device), as_tensor(y_train, torch.int64, device)
     out = np.empty(len(archs))
-    for i, arch in enumerate(archs):
+    for i, arch in enumerate(archs):  # the training split is on the device once, for every subnet
         module = _tune(supernet.extract(arch), x_train, y_train, steps=steps, lr=lr, batch_size=batch_size,
                        seed=seed)
         out[i] = evaluate_module(module, x, y)

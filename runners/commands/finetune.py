@@ -27,22 +27,23 @@ def register(app: typer.Typer) -> None:
         """Fine-tune the exported front from its inherited weights and train the baselines from scratch,
         one recipe for all; export, measure and evaluate again; write RUN/finetune/manifest.json
         (RUN/devices/NAME/finetune/manifest.json for each device of a run with several)."""
-        from ..finetune import comparison_lines, finetune_run, run_settings, summary
-        from ..layout import resolve_unit
+        from ..config import RunConfig
+        from ..finetune import comparison_lines, finetune_run, summary
+        from ..layout import device_units, resolve_unit
+        from ..pipeline import read_run
 
-        stored, threads = run_settings(run_dir)
+        state = read_run(run_dir)  # runs made stage by stage have no run.json: the defaults apply
+        config = state.config if state is not None else RunConfig()
         flags = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "warmup_epochs": warmup_epochs,
                  "baselines": baselines}
-        settings = replace(stored, **{k: v for k, v in flags.items() if v is not None})
-        devices = sorted(p.parent.parent.name for p in run_dir.glob("devices/*/export/manifest.json"))
-        if device is None and devices and not (run_dir / "search").exists():
-            units = {name: run_dir / "devices" / name for name in devices}  # every device of the run
-        else:
-            units = {device: resolve_unit(run_dir, device=device)}
+        settings = replace(config.finetune, **{k: v for k, v in flags.items() if v is not None})
+        several = len(config.profile.device_names()) > 1
+        units = device_units(run_dir, config) if several and device is None else \
+            {device: resolve_unit(run_dir, device=device)}
         for name, unit in units.items():
-            if name is not None and len(units) > 1:
+            if len(units) > 1:
                 typer.echo(f"device '{name}':")
-            manifest = finetune_run(run_dir, settings, typer.echo, threads=threads, unit=unit)
+            manifest = finetune_run(run_dir, settings, typer.echo, threads=config.train.threads, unit=unit)
             for line in comparison_lines(manifest):
                 typer.echo(line)
             typer.echo(summary(manifest))
