@@ -280,8 +280,11 @@ def pair_table(args, schema, archs, train_idx, test_idx, config, work: Path, cac
         full[name] = _full_predictor(schema, dev, train, np.array([got[a.to_json()] for a in train]), args.seed)
         blocks[name] = block_costs_of(profiles[name], "min_ms")
     picks = {name: adaptation_archs(full[name], max(PAIR_KS), seed=args.seed) for name in devices}
-    for name, dev in devices.items():  # every source's picks, measured on every other device
-        extra = list(dict.fromkeys(a for src, chosen in picks.items() if src != name for a in chosen))
+    # every source's picks, measured on every other device
+    extra_of = {name: list(dict.fromkeys(a for src, chosen in picks.items() if src != name for a in chosen))
+                for name in devices}
+    for name, dev in devices.items():
+        extra = extra_of[name]
         profiles[name] = profile_device(dev, schema.space, schema.spec, n_samples=len(extra), archs=extra,
                                         out_dir=work / name, seed=args.seed, blocks=True, config=config,
                                         onnx_cache=cache, repeat_fraction=0.0, progress=True)
@@ -290,7 +293,7 @@ def pair_table(args, schema, archs, train_idx, test_idx, config, work: Path, cac
     for name in targets:
         picked_on[name] = dict(zip(profiles[name].table["arch"], profiles[name].latency("min_ms")))
         if args.adapt_rounds:  # the same subnets measured again, with more rounds each
-            extra = list(dict.fromkeys(a for src, chosen in picks.items() if src != name for a in chosen))
+            extra = extra_of[name]
             strong = replace(config, rounds=args.adapt_rounds)
             t0 = time.perf_counter()
             again = profile_device(devices[name], schema.space, schema.spec, n_samples=len(extra), archs=extra,
@@ -300,9 +303,8 @@ def pair_table(args, schema, archs, train_idx, test_idx, config, work: Path, cac
                   f"{time.perf_counter() - t0:.0f} s (load average {os.getloadavg()[0]:.2f})", flush=True)
             picked_on[name] = dict(zip(again.table["arch"], again.latency("min_ms")))
     rows = []
-    for tgt, dev in devices.items():
-        if tgt not in targets:
-            continue
+    for tgt in targets:
+        dev = devices[tgt]
         got = dict(zip(profiles[tgt].table["arch"], profiles[tgt].latency("min_ms")))
         y_test = np.array([got[a.to_json()] for a in test])
         ceiling = profiles[tgt].repeatability_of("min_ms")
