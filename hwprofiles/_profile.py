@@ -322,6 +322,7 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
     repeat_rows = [] if profile.repeat is None else profile.repeat.to_dict("records")
     repeated = {r["arch"] for r in repeat_rows}
     todo_repeat = [a for a in _repeat_subset(archs, repeat_fraction) if a.to_json() not in repeated]
+    keep = set(todo_repeat)
 
     def save_meta(phase: str, t0: float) -> None:
         meta["profiling_seconds"] = float(meta.get("profiling_seconds", 0.0)) + time.perf_counter() - t0
@@ -341,9 +342,9 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
                 results = measure_shaped(models, device, [shape] * len(models), config, seed=seed + len(rows))
                 rows += [arch_row(a, space, m) for a, m in zip(chunk, results)]
                 write_parquet_atomic(out_dir / TABLE, _frame(rows, TABLE_COLUMNS))
-                if not onnx_cache:
-                    for m in models:
-                        if isinstance(m, Path):
+                if not onnx_cache:  # files of the repeated subnets stay for their second measurement
+                    for a, m in zip(chunk, models):
+                        if isinstance(m, Path) and a not in keep:
                             m.unlink(missing_ok=True)
                 save_meta("subnets", t0)
                 advance(len(chunk))

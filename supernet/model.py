@@ -121,7 +121,8 @@ class SuperBlock(nn.Module):
             return quant.linear(h, m.weight[:n_out, :n_in], m.bias[:n_out], int8=int8)
 
         h = F.layer_norm(x, (e,), self.norm1.weight[:e], self.norm1.bias[:e])
-        q, k, v = (_split_heads(lin(m, qkv, e, h), layer.heads) for m in (p.q, p.k, p.v))
+        qkv_params = [(m.weight[:qkv, :e], m.bias[:qkv]) for m in (p.q, p.k, p.v)]
+        q, k, v = (_split_heads(t, layer.heads) for t in quant.linears(h, qkv_params, int8=int8))
         a = get_attention(layer.attention)(q, k, v, window=window)
         x = x + lin(p.o, e, qkv, _merge_heads(a))
         h = F.layer_norm(x, (e,), self.norm2.weight[:e], self.norm2.bias[:e])
@@ -203,8 +204,8 @@ class QLinear(nn.Linear):
         self.int8 = int8
         self.fake_quant = int8
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return quant.linear(x, self.weight, self.bias, int8=self.fake_quant)
+    def forward(self, x: torch.Tensor, *, input_quantized: bool = False) -> torch.Tensor:
+        return quant.linear(x, self.weight, self.bias, int8=self.fake_quant, input_quantized=input_quantized)
 
 
 class Block(nn.Module):
@@ -223,7 +224,10 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.norm1(x)
-        q, k, v = (_split_heads(m(h), self.heads) for m in (self.q, self.k, self.v))
+        shared = self.q.fake_quant  # one quantized input for Q, K and V, as onnxruntime quantizes it
+        if shared:
+            h = quant.fake_quant_activation(h)
+        q, k, v = (_split_heads(m(h, input_quantized=shared), self.heads) for m in (self.q, self.k, self.v))
         x = x + self.o(_merge_heads(get_attention(self.attention)(q, k, v, window=self.window)))
         return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
 

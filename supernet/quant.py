@@ -20,16 +20,19 @@ UINT8_ACT_QMAX = 255.0
 
 
 def _straight_through(x: torch.Tensor, x_q: torch.Tensor) -> torch.Tensor:
+    """`x_q` forward, the identity backward; plain `x_q` where no gradient is wanted."""
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        return x_q
     return x + (x_q - x).detach()
 
 
 def fake_quant_weight(weight: torch.Tensor) -> torch.Tensor:
     """Per-output-channel symmetric int8 of a (out, in) weight, dequantized."""
-    absmax = weight.detach().abs().amax(dim=1, keepdim=True)
-    scale = absmax / INT8_WEIGHT_QMAX
-    scale = torch.where(scale < torch.finfo(weight.dtype).tiny, torch.ones_like(scale), scale)
-    q = torch.clamp(torch.round(weight / scale), -INT8_WEIGHT_QMAX, INT8_WEIGHT_QMAX)
-    return _straight_through(weight, q * scale)
+    w = weight.detach()
+    scale = w.abs().amax(dim=1, keepdim=True) / INT8_WEIGHT_QMAX
+    scale = torch.where(scale < torch.finfo(w.dtype).tiny, torch.ones_like(scale), scale)
+    q = torch.div(w, scale).round_().clamp_(-INT8_WEIGHT_QMAX, INT8_WEIGHT_QMAX).mul_(scale)
+    return _straight_through(weight, q)
 
 
 def fake_quant_activation(x: torch.Tensor) -> torch.Tensor:
@@ -38,21 +41,33 @@ def fake_quant_activation(x: torch.Tensor) -> torch.Tensor:
     onnxruntime takes the range over the whole input tensor; a deployed model sees one
     example per call (batch 1), so the range here is taken per example (over every axis
     but the first). Batched evaluation then gives each example the arithmetic it gets
-    when deployed.
+    when deployed. The integer arithmetic runs in place on one buffer.
     """
     x_d = x.detach()
-    dims = tuple(range(1, x.dim()))
-    lo = torch.clamp(x_d.amin(dim=dims, keepdim=True), max=0.0)
-    hi = torch.clamp(x_d.amax(dim=dims, keepdim=True), min=0.0)
+    per_example = x_d.reshape(len(x_d), -1) if x_d.dim() > 1 else x_d.reshape(1, -1)
+    lo, hi = per_example.amin(dim=1).clamp(max=0.0), per_example.amax(dim=1).clamp(min=0.0)
     scale = (hi - lo) / UINT8_ACT_QMAX
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # all-zero rows quantize exactly
     zero_point = torch.clamp(torch.round(-lo / scale), 0.0, UINT8_ACT_QMAX)
-    q = torch.clamp(torch.round(x / scale) + zero_point, 0.0, UINT8_ACT_QMAX)
-    return _straight_through(x, (q - zero_point) * scale)
+    shape = (-1,) + (1,) * (x_d.dim() - 1)
+    scale, zero_point = scale.view(shape), zero_point.view(shape)
+    q = torch.div(x_d, scale).round_().add_(zero_point).clamp_(0.0, UINT8_ACT_QMAX).sub_(zero_point).mul_(scale)
+    return _straight_through(x, q)
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *, int8: bool) -> torch.Tensor:
-    """``F.linear``, or its int8 fake-quant twin when `int8`."""
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *, int8: bool,
+           input_quantized: bool = False) -> torch.Tensor:
+    """``F.linear``, or its int8 fake-quant twin when `int8` (`x` already quantized if `input_quantized`)."""
     if not int8:
         return F.linear(x, weight, bias)
-    return F.linear(fake_quant_activation(x), fake_quant_weight(weight), bias)
+    return F.linear(x if input_quantized else fake_quant_activation(x), fake_quant_weight(weight), bias)
+
+
+def linears(x: torch.Tensor, params: list[tuple[torch.Tensor, torch.Tensor | None]], *,
+            int8: bool) -> list[torch.Tensor]:
+    """`linear` of one input through several layers (a layer's Q, K and V), the input quantized once.
+
+    onnxruntime's quantizer also quantizes a tensor that feeds several MatMuls once.
+    """
+    x_q = fake_quant_activation(x) if int8 else x
+    return [linear(x_q, w, b, int8=int8, input_quantized=True) for w, b in params]
