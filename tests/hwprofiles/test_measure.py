@@ -45,7 +45,7 @@ def test_statistics_from_timings():
 
 def test_interleaved_random_order_over_rounds(tiny_spec):
     device = DeviceSpec("rec", "test-recording")
-    config = MeasureConfig(warmup=0, min_runs=1, max_runs=1, rounds=5, repeats=0)
+    config = MeasureConfig(warmup=0, min_runs=1, max_runs=1, rounds=5, repeats=0, gate=0)  # no reference runs
     CALLS.clear()
     results = measure_models([0, 1, 2, 3], device, tiny_spec, config, seed=3)
     assert len(results) == 4 and all(len(m.raw_ms) == 5 for m in results)
@@ -58,7 +58,7 @@ def test_interleaved_random_order_over_rounds(tiny_spec):
 
 
 def test_timed_runs_bounded_by_count():
-    config = MeasureConfig(warmup=2, min_runs=3, max_runs=7, max_seconds=10.0, rounds=2, repeats=0)
+    config = MeasureConfig(warmup=2, min_runs=3, max_runs=7, max_seconds=10.0, rounds=2, repeats=0, gate=0)
     CALLS.clear()
     from supernet import InputSpec
 

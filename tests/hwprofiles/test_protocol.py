@@ -145,3 +145,60 @@ def test_timing_loop_stopping_rule():
     out = []
     hwnas_protocol.time_runs(slow.runs()[0], config, out, clock=slow.clock)
     assert len(out) == 4 and out == [2.0] * 4
+
+
+class Phased:
+    """Two models on a fake clock whose runs take `slowdown` times longer while `slow(call)` holds."""
+
+    def __init__(self, slow, slowdown: float = 1.5) -> None:
+        self.now, self.calls, self.slow, self.slowdown = 0, 0, slow, slowdown
+        self.pauses: list[float] = []
+
+    def clock(self) -> int:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+
+    def runs(self) -> list:
+        def run(base_ns: int) -> None:
+            self.calls += 1
+            self.now += int(base_ns * (self.slowdown if self.slow(self.calls) else 1.0))
+        return [lambda: run(100_000), lambda: run(1_000_000)]  # 0.1 ms and 1 ms
+
+
+GATED = MeasureConfig(warmup=1, min_runs=4, max_runs=4, rounds=3, repeats=0, gate=0.15, gate_retries=2,
+                      gate_pause=0.5, probe_runs=3)
+
+
+def test_slow_phase_rounds_are_measured_again():
+    # calls 1-6: the pre-pass; each round then takes 16 calls (2 visits of 1 + 4 runs, 3 reference
+    # runs after each): a slow phase over calls 7-38 covers the first two rounds, which are redone
+    machine = Phased(lambda call: 7 <= call <= 38)
+    results = hwnas_protocol.measure_runs(machine.runs(), GATED, seed=0, clock=machine.clock, sleep=machine.sleep)
+    assert machine.pauses == [0.5]  # one pass redid both slow rounds
+    assert [m.min_ms for m in results] == [0.1, 1.0]
+    assert [m.median_ms for m in results] == [0.1, 1.0]  # no slow run left in the pooled timings
+    assert all(len(m.raw_ms) == 3 * 4 and m.slow_rounds == 0 for m in results)
+
+
+def test_a_machine_slow_for_good_is_measured_and_counted():
+    machine = Phased(lambda call: call > 38)  # slow from the third round on
+    results = hwnas_protocol.measure_runs(machine.runs(), GATED, seed=0, clock=machine.clock, sleep=machine.sleep)
+    assert len(machine.pauses) == GATED.gate_retries  # gave up after its retries
+    assert all(m.slow_rounds == 1 and len(m.raw_ms) == 3 * 4 for m in results)
+    assert [m.min_ms for m in results] == [0.1, 1.0]  # the fast round still sets the fastest run
+
+
+def test_gate_off_takes_no_reference_runs():
+    machine = Phased(lambda call: False)
+    off = MeasureConfig(warmup=1, min_runs=4, max_runs=4, rounds=3, repeats=0, gate=0)
+    hwnas_protocol.measure_runs(machine.runs(), off, seed=0, clock=machine.clock, sleep=machine.sleep)
+    assert machine.calls == 2 * 3 * (1 + 4) and not machine.pauses
+
+
+@pytest.mark.parametrize("bad", [{"gate": -0.1}, {"gate_pause": -1}, {"gate_retries": -1}, {"probe_runs": 1.5},
+                                 {"gate": True}])
+def test_gate_settings_are_checked(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        MeasureConfig(**bad)
