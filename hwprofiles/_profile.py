@@ -19,7 +19,7 @@ import math
 import tempfile
 import time
 import warnings
-from contextlib import contextmanager, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -32,7 +32,7 @@ from supernet import Arch, InputSpec, SearchSpace, atomic_write
 from ._backends import backend_unavailable_reason
 from ._device import DeviceSpec, get_device
 from ._measure import measure_shaped
-from ._models import BlockKey, block_keys, block_model_for, deploy_spec, model_for
+from ._models import BlockKey, ExportHelper, block_keys, block_model_for, deploy_spec, model_for
 from ._protocol import MeasureConfig, Measurement, compare_fingerprints, fingerprint
 from ._sampling import sample_profile_archs
 
@@ -278,7 +278,7 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
                    out_dir: str | Path, seed: int = 0, blocks: bool = False, progress: bool = True,
                    config: MeasureConfig | None = None, archs: Sequence[Arch] | None = None,
                    onnx_cache: str | Path | None = None, repeat_fraction: float = 0.1,
-                   chunk_size: int = 25) -> Profile:
+                   chunk_size: int = 25, export_workers: int = 1) -> Profile:
     """Measure `n_samples` subnets of `space` on `device` into the profile folder `out_dir`.
 
     Subnets: `sample_profile_archs(space, n_samples, seed)` (extremes and every choice
@@ -286,7 +286,9 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
     interrupted run resumes. `blocks` also measures every distinct block for a lookup
     table. A `repeat_fraction` of the subnets (at least 10) is measured a second time,
     independently, at the end: `Profile.repeatability`. ONNX files go to a temporary
-    folder, or to `onnx_cache` to be reused by later profiles.
+    folder, or to `onnx_cache` to be reused by later profiles. `export_workers=2` exports half
+    of each chunk's ONNX files in a helper process (`ExportHelper`) while this one exports the
+    rest; measuring starts only once both are done.
     """
     device = get_device(device)
     reason = backend_unavailable_reason(device.backend)
@@ -299,6 +301,8 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
         archs = [space.validate(a) for a in archs]
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    if export_workers not in (1, 2):
+        raise ValueError(f"export_workers must be 1 or 2, got {export_workers!r}")
     out_dir = Path(out_dir)
     dspec = deploy_spec(spec, device)
     profile = _open_or_create(out_dir, device, space, spec, seed, config)
@@ -330,7 +334,8 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
         write_json_atomic(out_dir / META, meta)
 
     cache = nullcontext(Path(onnx_cache)) if onnx_cache else tempfile.TemporaryDirectory(prefix="hwnas-profile-")
-    with cache as folder, _progress(progress) as add:
+    helper = ExportHelper(space, dspec, seed) if export_workers == 2 and todo and not device.is_torch else None
+    with cache as folder, _progress(progress) as add, closing(helper) if helper else nullcontext():
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         if todo:
@@ -338,7 +343,8 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
             for c, i in enumerate(range(0, len(todo), chunk_size)):
                 t0 = time.perf_counter()
                 chunk = todo[i : i + chunk_size]
-                models = [model_for(supernet(), a, device, folder) for a in chunk]
+                models = (helper.models(supernet(), chunk, device, folder) if helper is not None
+                          else [model_for(supernet(), a, device, folder) for a in chunk])
                 results = measure_shaped(models, device, [shape] * len(models), config, seed=seed + len(rows))
                 rows += [arch_row(a, space, m) for a, m in zip(chunk, results)]
                 write_parquet_atomic(out_dir / TABLE, _frame(rows, TABLE_COLUMNS))

@@ -160,8 +160,11 @@ def _task(name: str, seed: int, options: dict[str, Any], error_prefix: str = "")
             task = get_task(name, seed=seed, **options)
         if name.startswith("npz:"):
             return task  # a user's file may change between calls: read it each time
+        # Also under the options the task records (defaults filled in), which later stages
+        # rebuild it from (the checkpoint's task record).
+        record = task.record()
         _TASK_CACHE.clear()
-        _TASK_CACHE[key] = task
+        _TASK_CACHE[key] = _TASK_CACHE[json.dumps([name, record["options"], seed], sort_keys=True)] = task
     return _TASK_CACHE[key]
 
 
@@ -235,7 +238,8 @@ def stage_profile(state: RunState, echo: Echo) -> str:
                                           num_cpus=c.executor.num_cpus)
     else:
         profiles = [profile_device(device, c.space_obj(), task.spec, n_samples=c.profile.samples, out_dir=out,
-                                   seed=c.seed, config=measure, progress=True) for device, out in jobs]
+                                   seed=c.seed, config=measure, progress=True, export_workers=2)
+                    for device, out in jobs]
     for (device, _), profile in zip(jobs, profiles):
         rep = profile.repeatability_of(c.profile.target)
         ceiling = (f"; repeatability of {c.profile.target}: {rep.within_10pct:.0%} within ±10%"

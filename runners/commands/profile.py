@@ -70,7 +70,7 @@ def register(app: typer.Typer) -> None:
             raise UserInputError("--out PROFILE_DIR is required (or --kit-out KIT.zip)")
         with user_errors():
             prof = profile_device(dev, search_space, spec, n_samples=samples, out_dir=out, seed=seed,
-                                  blocks=blocks, config=config, progress=True)
+                                  blocks=blocks, config=config, progress=True, export_workers=2)
         rep = prof.repeatability
         per = prof.meta.get("seconds", {}).get("subnets", 0.0) / max(len(prof.table), 1)
         typer.echo(f"{len(prof.table)} subnets of '{dev.name}' in {out} ({prof.profiling_seconds:.0f} s of "

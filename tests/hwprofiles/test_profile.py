@@ -151,3 +151,30 @@ def test_block_files_keep_their_cached_names(tmp_path):
                       "block-layer.E16.h2.r1.softmax.int8-n13.onnx"]
     with pytest.raises(ValueError, match="block kind must be one of \\('embed', 'layer', 'head'\\), got 'tail'"):
         BlockKey("tail", 16)
+
+
+def test_export_helper_writes_what_model_for_writes(tmp_path, tiny_space, tiny_spec):
+    from hwprofiles._models import ExportHelper, model_for
+    from supernet import Supernet
+
+    net, device = Supernet(tiny_space, tiny_spec, seed=3), get_device("cpu")
+    archs = sample_profile_archs(tiny_space, 5, seed=2)
+    helper = ExportHelper(tiny_space, tiny_spec, 3)
+    try:
+        shared = helper.models(net, archs, device, tmp_path / "a")
+        with pytest.raises(RuntimeError, match="export helper process failed: .*Error"):
+            helper.process.stdin.write(json.dumps({**helper.args, "archs": ["not an arch"], "folder": "x"}) + "\n")
+            helper.process.stdin.flush()
+            helper.models(net, [], device, tmp_path / "b")
+    finally:
+        helper.close()
+    alone = [model_for(net, a, device, tmp_path / "c") for a in archs]
+    assert [p.read_bytes() for p in shared] == [p.read_bytes() for p in alone]  # half came from the helper
+
+
+def test_profile_with_an_export_helper(tmp_path, tiny_space, tiny_spec):
+    profile = profile_device("cpu", tiny_space, tiny_spec, n_samples=6, out_dir=tmp_path / "p", seed=0, config=QUICK,
+                             progress=False, chunk_size=4, export_workers=2)
+    assert set(profile.table["arch"]) == {a.to_json() for a in sample_profile_archs(tiny_space, 6, 0)}
+    with pytest.raises(ValueError, match="export_workers must be 1 or 2"):
+        profile_device("cpu", tiny_space, tiny_spec, n_samples=2, out_dir=tmp_path / "q", export_workers=3)
