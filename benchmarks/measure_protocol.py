@@ -26,8 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hwprofiles import MeasureConfig, fingerprint, get_device
-from hwprofiles._measure import measure_shaped
+from hwprofiles import MeasureConfig, fingerprint, get_device, measure_models
 from hwprofiles._models import model_for
 from runners import pipeline
 from runners.config import RunConfig
@@ -55,7 +54,6 @@ def main() -> None:
     net = Supernet(space, spec, seed=0)
     device = get_device("cpu")
     archs = [space.smallest(), space.largest(), *(space.sample(np.random.default_rng(i)) for i in range(8))]
-    shape = (device.batch, spec.seq_len, spec.in_features)
     load_start = os.getloadavg()
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     minima = {name: [] for name in PROTOCOLS}
@@ -65,7 +63,7 @@ def main() -> None:
         for rep in range(args.reps):
             for name, protocol in PROTOCOLS.items():
                 t0 = time.perf_counter()
-                measured = measure_shaped(models, device, [shape] * len(models), protocol, seed=rep)
+                measured = measure_models(models, device, spec, protocol, seed=rep)
                 seconds[name].append(time.perf_counter() - t0)
                 minima[name].append([m.min_ms for m in measured])
                 print(f"rep {rep} {name}: {seconds[name][-1]:.1f} s", flush=True)

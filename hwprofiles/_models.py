@@ -29,16 +29,19 @@ def onnx_path_for(arch: Arch, spec: InputSpec, folder: Path) -> Path:
     return Path(folder) / f"{arch_key(arch)}-n{spec.seq_len}.onnx"
 
 
-def model_for(net: Any, arch: Arch, device: DeviceSpec, folder: Path) -> Any:
-    """What the device's backend measures for `arch`: a torch module or an ONNX path in `folder`."""
-    if device.is_torch:
-        return net.extract(arch)
+def onnx_model(net: Any, arch: Arch, folder: Path) -> Path:
+    """The ONNX file of `arch` in `folder`, exported unless it is there already."""
     from supernet import export_onnx
 
     path = onnx_path_for(arch, net.spec, folder)
     if not path.exists():
         export_onnx(net.extract(arch), path, check=False)
     return path
+
+
+def model_for(net: Any, arch: Arch, device: DeviceSpec, folder: Path) -> Any:
+    """What the device's backend measures for `arch`: a torch module or an ONNX path in `folder`."""
+    return net.extract(arch) if device.is_torch else onnx_model(net, arch, folder)
 
 
 _HELPER_NETS: dict[str, Any] = {}
@@ -49,19 +52,15 @@ def export_in_helper(space: dict[str, Any], spec: dict[str, Any], seed: int, arc
     run in the helper process (`ExportHelper`), which builds the supernet once."""
     import torch
 
-    from supernet import Supernet, export_onnx
+    from supernet import Supernet
 
     key = json.dumps([space, spec, seed], sort_keys=True)
     if key not in _HELPER_NETS:
         torch.set_num_threads(1)
         _HELPER_NETS.clear()
         _HELPER_NETS[key] = Supernet(SearchSpace.from_dict(space), InputSpec(**spec), seed=seed)
-    net = _HELPER_NETS[key]
     for text in archs:
-        arch = Arch.from_json(text)
-        path = onnx_path_for(arch, net.spec, Path(folder))
-        if not path.exists():
-            export_onnx(net.extract(arch), path, check=False)
+        onnx_model(_HELPER_NETS[key], Arch.from_json(text), Path(folder))
 
 
 class ExportHelper:
@@ -92,7 +91,7 @@ class ExportHelper:
         self.process.stdin.write(json.dumps(job) + "\n")
         self.process.stdin.flush()
         for a in missing[0::2]:
-            model_for(net, a, device, folder)
+            onnx_model(net, a, folder)
         answer = self.process.stdout.readline().strip()
         if answer != "ok":
             raise RuntimeError(f"the export helper process failed: {answer or 'it exited'}")

@@ -30,7 +30,7 @@ import platform
 import shutil
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from typing import Any, Callable, Sequence
 
@@ -50,10 +50,10 @@ PRESETS = ("default", "fast")  # MeasureConfig.preset's names: MeasureConfig() a
 class MeasureConfig:
     """How long and how often each model is timed (see the module docstring)."""
 
-    # Six short rounds rather than three long ones (same timing budget): a slow phase of a shared
-    # machine lasts seconds, and rounds spread over more moments catch a fast one for each model
-    # more often (on the development VM 98% of fastest-run figures within ±10% of the model's
-    # median over 10 repetitions, against 88% with 3 x 0.1 s; benchmarks/measure_protocol.py).
+    # Six short rounds rather than three long ones (same run budget), with the slow-phase gate: on
+    # the development VM 100% of fastest-run figures within ±10% of the model's median over 20
+    # repetitions, against 96% for 6 rounds without the gate and 89.5% for 3 x 0.1 s
+    # (benchmarks/results/measure_protocol.md).
     warmup: int = 5
     min_runs: int = 10
     max_runs: int = 100
@@ -225,8 +225,7 @@ def measure_runs(runs: Sequence[Callable[[], Any]], config: MeasureConfig, *, se
         for i, t in zip(wide, again):
             new = Measurement.from_timings(t, attempts=attempt, threshold=threshold, slow_rounds=slow)
             best = new if new.spread < results[i].spread else results[i]
-            results[i] = Measurement(best.median_ms, best.p10_ms, best.p90_ms, best.raw_ms, attempt, best.flagged,
-                                     best.slow_rounds)
+            results[i] = replace(best, attempts=attempt)
     return results
 
 

@@ -117,12 +117,12 @@ class SuperBlock(nn.Module):
         int8 = layer.quant == "int8"
         p = self.projections(layer.attention)
 
-        def lin(m: nn.Linear, n_out: int, n_in: int, h: torch.Tensor) -> torch.Tensor:
-            return quant.linear(h, m.weight[:n_out, :n_in], m.bias[:n_out], int8=int8)
+        def lin(m: nn.Linear, n_out: int, n_in: int, h: torch.Tensor, input_quantized: bool = False) -> torch.Tensor:
+            return quant.linear(h, m.weight[:n_out, :n_in], m.bias[:n_out], int8=int8, input_quantized=input_quantized)
 
         h = F.layer_norm(x, (e,), self.norm1.weight[:e], self.norm1.bias[:e])
-        qkv_params = [(m.weight[:qkv, :e], m.bias[:qkv]) for m in (p.q, p.k, p.v)]
-        q, k, v = (_split_heads(t, layer.heads) for t in quant.linears(h, qkv_params, int8=int8))
+        h = quant.fake_quant_activation(h) if int8 else h  # one quantized input for Q, K and V, as in onnxruntime
+        q, k, v = (_split_heads(lin(m, qkv, e, h, input_quantized=True), layer.heads) for m in (p.q, p.k, p.v))
         a = get_attention(layer.attention)(q, k, v, window=window)
         x = x + lin(p.o, e, qkv, _merge_heads(a))
         h = F.layer_norm(x, (e,), self.norm2.weight[:e], self.norm2.bias[:e])
@@ -224,9 +224,8 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.norm1(x)
-        shared = self.q.fake_quant  # one quantized input for Q, K and V, as onnxruntime quantizes it
-        if shared:
-            h = quant.fake_quant_activation(h)
+        shared = self.q.fake_quant  # one quantized input for Q, K and V, as in onnxruntime
+        h = quant.fake_quant_activation(h) if shared else h
         q, k, v = (_split_heads(m(h, input_quantized=shared), self.heads) for m in (self.q, self.k, self.v))
         x = x + self.o(_merge_heads(get_attention(self.attention)(q, k, v, window=self.window)))
         return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))

@@ -57,17 +57,9 @@ def fake_quant_activation(x: torch.Tensor) -> torch.Tensor:
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *, int8: bool,
            input_quantized: bool = False) -> torch.Tensor:
-    """``F.linear``, or its int8 fake-quant twin when `int8` (`x` already quantized if `input_quantized`)."""
+    """``F.linear``, or its int8 fake-quant twin when `int8`. `input_quantized`: `x` is already
+    `fake_quant_activation`'s output (onnxruntime quantizes a tensor feeding several MatMuls once)."""
     if not int8:
         return F.linear(x, weight, bias)
     return F.linear(x if input_quantized else fake_quant_activation(x), fake_quant_weight(weight), bias)
 
-
-def linears(x: torch.Tensor, params: list[tuple[torch.Tensor, torch.Tensor | None]], *,
-            int8: bool) -> list[torch.Tensor]:
-    """`linear` of one input through several layers (a layer's Q, K and V), the input quantized once.
-
-    onnxruntime's quantizer also quantizes a tensor that feeds several MatMuls once.
-    """
-    x_q = fake_quant_activation(x) if int8 else x
-    return [linear(x_q, w, b, int8=int8, input_quantized=True) for w, b in params]
