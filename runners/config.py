@@ -6,7 +6,8 @@ A TOML config has one table per stage; every key is optional:
     [task]     name = "mnist1d"  samples = 10000  patch = 2   (any other key is a task option)
     [space]    ...               (see supernet.SearchSpace; omitted: the default space)
     [train]    epochs = 5        batch_size = 32    lr = 2e-3   k_random = 2   threads = 2
-               (every supernet.TrainConfig setting; defaults are TrainConfig's)
+               device = "cuda"   (where the supernet and the finetune stage train; measuring
+               stays on the target device)   (every supernet.TrainConfig setting; defaults are TrainConfig's)
     [profile]  device = "cpu"    samples = 80       preset = "default"   target = "min_ms"
                devices = ["cpu", "torch-cpu"]   (several target devices; overrides `device`)
                adapt_from = "cpu"   adapt_samples = 20   (other devices adapt this one's predictor)
@@ -68,6 +69,10 @@ class TrainSettings:
     distill: bool = _TRAIN.distill
     sandwich_choices: str = _TRAIN.sandwich_choices
     attention_weights: str = _TRAIN.attention_weights
+    # Where the supernet and the finetune stage's models train: "cpu" or "cuda[:N]". Measuring,
+    # searching and evaluating stay on the CPU and the target device, so a run made on a GPU
+    # machine for a CPU target trains fast and still measures the CPU.
+    device: str = _TRAIN.device
     # Torch threads for training and supernet evaluation (never beside a measurement: those run
     # in their own stages). On the 2-core development VM two threads train the default supernet
     # 1.36x and evaluate subnets 1.9x faster than one.
@@ -194,12 +199,13 @@ class FinetuneSettings:
     grad_clip: float | None = None
     baselines: bool = True  # also train the uniform baselines from scratch
 
-    def train_config(self, base: TrainConfig) -> TrainConfig:
+    def train_config(self, base: TrainConfig, device: str = "cpu") -> TrainConfig:
         """The one recipe of every fine-tuned and standalone model: `base` (the supernet's
-        training config) with this section's settings, on the CPU; raises UserInputError."""
+        training config) with this section's settings, trained on `device` (the run's
+        `train.device`; it is not part of the recipe); raises UserInputError."""
         overrides = {name: getattr(self, name) for name in _FINETUNE_RECIPE if getattr(self, name) is not None}
         with user_errors("bad finetune setting: ", catch=(TypeError, ValueError)):
-            return replace(base, **overrides, device="cpu")
+            return replace(base, **overrides, device=device)
 
 
 _FINETUNE_RECIPE = ("epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "grad_clip")

@@ -69,22 +69,25 @@ def load_finetune_manifest(run_dir: Path) -> dict[str, Any] | None:
 
 
 def finetune_run(run_dir: Path, settings: FinetuneSettings, echo: Echo = print, *, threads: int = 1,
-                 unit: Path | None = None) -> dict[str, Any]:
+                 unit: Path | None = None, train_device: str = "cpu") -> dict[str, Any]:
     """Train on every exported model, export and measure again; write and return the manifest
     (the body of the finetune stage and of `hwnas finetune`).
 
     `unit` is the folder whose export is trained on (a device of a multi-device run,
     `runners.layout`); by default the run folder itself. The supernet is always the run's.
+    `train_device` ("cpu" or "cuda[:N]") is where the models train; they are exported and
+    measured on the CPU and the export's device as always.
     """
     from hwprofiles import DeviceSpec, MeasureConfig, backend_unavailable_reason, fingerprint, measure_models
     from supernet.train_config import TrainConfig
 
     from .exporting import load_export_manifest
-    from .pipeline import load_supernet, pin_torch_threads, task_from_meta
+    from .pipeline import check_train_device, load_supernet, pin_torch_threads, task_from_meta
 
     run_dir = Path(run_dir)
     unit = run_dir if unit is None else Path(unit)
-    settings.train_config(TrainConfig())  # bad settings fail before the run folder is read
+    settings.train_config(TrainConfig(), train_device)  # bad settings fail before the run folder is read
+    check_train_device(train_device)
     if not run_dir.is_dir():
         raise UserInputError(f"run folder {run_dir} does not exist")
     export = load_export_manifest(unit)
@@ -102,7 +105,7 @@ def finetune_run(run_dir: Path, settings: FinetuneSettings, echo: Echo = print, 
     unavailable = backend_unavailable_reason(device.backend)
     if unavailable:  # checked before hours of training, not after
         raise UserInputError(f"cannot measure the trained models on device '{device.name}' here: {unavailable}")
-    config = settings.train_config(base)
+    config = settings.train_config(base, train_device)
     recipe = {k: getattr(config, k) for k in RECIPE_KEYS}
     out = unit / "finetune"
     _refuse_other_recipes(out, recipe)
@@ -201,6 +204,7 @@ def _train_one(out: Path, name: str, kind: str, arch: Arch, supernet, task, conf
     t0 = time.perf_counter()
     history = train_standalone(module, task, config)
     seconds = time.perf_counter() - t0
+    module.cpu()  # exported, saved and evaluated on the CPU wherever it trained
     weights = out / "weights" / f"{name}.safetensors"
     tensors = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
     atomic_write(weights, lambda tmp: save_file(tensors, str(tmp), metadata={"arch": arch.to_json()}))

@@ -199,11 +199,21 @@ def task_from_meta(meta: dict[str, Any]):
                  "cannot rebuild the checkpoint's task: ")
 
 
+def check_train_device(name: str) -> None:
+    """Refuse a training device this machine does not have, before any work (UserInputError)."""
+    if name.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserInputError(f"train.device is {name!r} but torch sees no CUDA device on this machine")
+
+
 # --------------------------------------------------------------------- stages
 def stage_train(state: RunState, echo: Echo) -> str:
     from supernet.train import train_supernet
 
     c = state.config
+    check_train_device(c.train.device)
     task = load_task(c)
     result = train_supernet(task, c.space_obj(), c.train.train_config(c.seed), state.run_dir / "supernet",
                             progress=True)
@@ -438,7 +448,7 @@ def stage_finetune(state: RunState, echo: Echo) -> str:
         if len(units) > 1:
             echo(f"device '{name}':")
         manifest = finetune_run(state.run_dir, state.config.finetune, echo, threads=state.config.train.threads,
-                                unit=unit)
+                                unit=unit, train_device=state.config.train.device)
         for line in comparison_lines(manifest):
             echo(line)
         lines.append(summary(manifest) if len(units) == 1 else f"'{name}': {summary(manifest)}")

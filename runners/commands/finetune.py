@@ -43,7 +43,8 @@ def register(app: typer.Typer) -> None:
         for name, unit in units.items():
             if len(units) > 1:
                 typer.echo(f"device '{name}':")
-            manifest = finetune_run(run_dir, settings, typer.echo, threads=config.train.threads, unit=unit)
+            manifest = finetune_run(run_dir, settings, typer.echo, threads=config.train.threads, unit=unit,
+                                    train_device=config.train.device)
             for line in comparison_lines(manifest):
                 typer.echo(line)
             typer.echo(summary(manifest))

@@ -244,3 +244,31 @@ def test_finetune_is_off_by_default_and_baselines_cover_every_attention_type():
     assert sizes == {(64, 1), (96, 4), (128, 6)}
     for item in items:
         DEFAULT_SPACE.validate(item.arch)
+
+
+def test_a_training_device_this_machine_lacks_is_one_line_exit_2(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    (tmp_path / "gpu.toml").write_text(TINY_FINETUNE.replace("threads = 1", 'threads = 1\ndevice = "cuda"'))
+    assert cli("run", "--config", str(tmp_path / "gpu.toml"), "--run", str(tmp_path / "fresh")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train.device is 'cuda' but torch sees no CUDA device" in err[0], err
+
+
+@pytest.mark.gpu
+def test_a_run_trains_on_the_gpu_and_measures_on_the_cpu(tmp_path):
+    """train.device = "cuda": the supernet and the finetune stage train on the GPU; the files
+    are exported, scored and measured on the CPU device as in any run."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device here")
+    run = tiny_run(tmp_path, TINY_FINETUNE.replace("threads = 1", 'threads = 1\ndevice = "cuda"'))
+    state = json.loads((run / "run.json").read_text())
+    assert state["config"]["train"]["device"] == "cuda"
+    assert all(s["status"] == "done" for s in state["stages"].values())
+    manifest = manifest_of(run)
+    assert manifest["device"]["name"] == "cpu" and manifest["models"]
+    assert all(m["measured_latency_ms"] > 0 and 0 <= m["trained_test_accuracy"] <= 1 for m in manifest["models"])
