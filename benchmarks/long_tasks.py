@@ -17,7 +17,8 @@ minutes); measuring starts only once every training has finished, with nothing e
     .venv/bin/python benchmarks/long_tasks.py --train-device cuda --workers 8
     .venv/bin/python benchmarks/long_tasks.py --lengths 256 --epochs 4 --samples 5000   # CPU, ~1 hour
 
-Writes benchmarks/results/long_tasks.{json,md} (`--out` for another folder).
+Writes benchmarks/results/long_tasks.{json,md} (`--out` for another folder); every finished
+training is also appended to WORK/trained.jsonl as it ends.
 """
 
 from __future__ import annotations
@@ -154,10 +155,14 @@ def main() -> None:
             for n in args.lengths for name, e, kinds in ARCHS for seed in args.seeds]
     t0 = time.perf_counter()
     trained = []
+    log = args.work / "trained.jsonl"  # one line per finished training: a run cut short keeps them
+    log.write_text("")
     with ProcessPoolExecutor(args.workers) as pool:
         for done in as_completed([pool.submit(train_job, job) for job in jobs]):
             r = done.result()
             trained.append(r)
+            with log.open("a") as f:
+                f.write(json.dumps(r) + "\n")
             print(f"[{len(trained)}/{len(jobs)}] L{r['length']} {r['name']} seed {r['seed']}: test "
                   f"{100 * r['test_accuracy']:.1f}% ({r['train_seconds']:.0f} s)", flush=True)
     train_wall = time.perf_counter() - t0

@@ -23,6 +23,12 @@ def register(app: typer.Typer) -> None:
                                                       "(default: the run's setting, else yes)."),
         device: Optional[str] = typer.Option(None, help="One device of a run with several devices (its export "
                                              "in RUN/devices/NAME); default: every device."),
+        train_device: Optional[str] = typer.Option(None, "--train-device",
+                                                   help="cpu or cuda[:N]: where the models train (default: the "
+                                                        "run's train.device). Not part of the recipe, so a run "
+                                                        "trained on a GPU machine can be finished on another."),
+        threads: Optional[int] = typer.Option(None, min=1, help="Torch threads (default: the run's "
+                                              "train.threads)."),
     ) -> None:
         """Fine-tune the exported front from its inherited weights and train the baselines from scratch,
         one recipe for all; export, measure and evaluate again; write RUN/finetune/manifest.json
@@ -43,8 +49,8 @@ def register(app: typer.Typer) -> None:
         for name, unit in units.items():
             if len(units) > 1:
                 typer.echo(f"device '{name}':")
-            manifest = finetune_run(run_dir, settings, typer.echo, threads=config.train.threads, unit=unit,
-                                    train_device=config.train.device)
+            manifest = finetune_run(run_dir, settings, typer.echo, threads=threads or config.train.threads,
+                                    unit=unit, train_device=train_device or config.train.device)
             for line in comparison_lines(manifest):
                 typer.echo(line)
             typer.echo(summary(manifest))
