@@ -19,7 +19,10 @@ scratch with the same recipe, all re-exported and measured together on the devic
     .venv/bin/python benchmarks/hybrid_attention.py                    # ~30 minutes on 2 cores
     .venv/bin/python benchmarks/hybrid_attention.py --from-existing RUN # figures from a finished run
 
-Writes benchmarks/results/hybrid_attention.{json,md} and copies the run's report there.
+Writes benchmarks/results/NAME.{json,md} (`--name`, default hybrid_attention) and, for a run it
+made, copies the run's console and report there. `--from-existing` reads a run made elsewhere
+(say, trained on a GPU machine with configs/long_gpu.toml): the latencies are the run's own,
+with the machine its finetune manifest records; `--note` says how the run was made.
 A timing benchmark: run it with nothing else computing on the machine.
 """
 
@@ -70,6 +73,8 @@ def analyse(df: pd.DataFrame, n_test: int) -> dict:
     strict = soft[soft.accuracy == best_acc].sort_values("latency_ms").iloc[0]
     reach = soft[[a >= best_acc or within_noise(a, best_acc, n_test) for a in soft.accuracy]]
     reference = reach.sort_values("latency_ms").iloc[0]
+    best_any = base.accuracy.max()  # the best uniform model of any attention type, read the same way
+    best_uniform = base[[a >= best_any or within_noise(a, best_any, n_test) for a in base.accuracy]]
 
     def match(ref: pd.Series) -> dict:
         ok = front[front.accuracy >= SHARE * ref.accuracy].sort_values("latency_ms")
@@ -98,26 +103,32 @@ def analyse(df: pd.DataFrame, n_test: int) -> dict:
             uniform_best.setdefault(top.uniform_type, 0)
             uniform_best[top.uniform_type] += 1
     return {"reference_rule": "fastest all-softmax baseline within noise of the best all-softmax accuracy",
-            **match(reference), "strict": match(strict), "best_within_latency": best_within,
+            **match(reference), "strict": match(strict),
+            "best_uniform": match(best_uniform.sort_values("latency_ms").iloc[0]), "best_within_latency": best_within,
             "uniform_type_best_at_budgets": uniform_best}
 
 
 def markdown(result: dict, df: pd.DataFrame) -> str:
     a, m = result["analysis"], result["machine"]
+    stages = ", ".join(f"{k} {v:.0f} s" for k, v in result["stage_seconds"].items())
+    if result.get("wall_seconds") is not None:
+        timing = (f"Load average {result['load_average_at_start'][0]:.2f} at the start, "
+                  f"{result['load_average_at_end'][0]:.2f} at the end. Wall time {result['wall_seconds'] / 60:.1f} min "
+                  f"(stages: {stages}).")
+    else:  # figures read from a finished run: its own stage times
+        timing = f"Stage times recorded in the run: {stages}."
     lines = ["# Hybrid attention on long sequences: fine-tuned front vs standalone uniform baselines", "",
              f"Run: `{result['command']}` (task `{result['task']['name']}` "
              f"{result['task']['options']}, {result['seq_len']} tokens; {result['task']['n_train']} train / "
              f"{result['task']['n_val']} val / {result['task']['n_test']} test examples). Device `{result['device']}` "
              f"on {m.get('cpu_model')}, {m.get('cpu_count')} cores, GPU {m.get('gpu_name') or 'none'}; latency "
-             f"statistic {result['statistic']}. Load average {result['load_average_at_start'][0]:.2f} at the start, "
-             f"{result['load_average_at_end'][0]:.2f} at the end. Wall time "
-             f"{result['wall_seconds'] / 60:.1f} min (stages: "
-             + ", ".join(f"{k} {v:.0f} s" for k, v in result["stage_seconds"].items()) + ").", "",
-             "Every accuracy is test accuracy after training ± binomial SE: front models fine-tuned from the "
-             "supernet's weights, baselines trained from scratch, with the same recipe (epochs, batch, learning "
-             "rate, data order). The front models have also had the supernet's training behind them.", ""]
+             f"statistic {result['statistic']}. {timing}", ""]
+    lines += [result["note"], ""] if result.get("note") else []
+    lines += ["Every accuracy is test accuracy after training ± binomial SE: front models fine-tuned from the "
+              "supernet's weights, baselines trained from scratch, with the same recipe (epochs, batch, learning "
+              "rate, data order). The front models have also had the supernet's training behind them.", ""]
 
-    def verdict(x: dict, label: str) -> list[str]:
+    def verdict(x: dict, label: str, goal: str = " (goal <= 0.5)") -> list[str]:
         head = (f"- {label}: `{x['reference']}`, {100 * x['reference_accuracy']:.1f}% at "
                 f"{x['reference_latency_ms']:.3f} ms.")
         if x["front_model"] is None:
@@ -127,20 +138,24 @@ def markdown(result: dict, df: pd.DataFrame) -> str:
         return [head, f"  Fastest front model at >= {100 * SHARE:.0f}% of it: `{x['front_model']}` "
                       f"({x['front_attentions']}, {x['front_quants']}), {100 * x['front_accuracy']:.1f} ± "
                       f"{100 * x['front_accuracy_se']:.1f}% at {x['front_latency_ms']:.3f} ms: **latency ratio "
-                      f"{x['latency_ratio']:.2f}** (goal <= 0.5); softmax kept in layers {soft}."]
+                      f"{x['latency_ratio']:.2f}**{goal}; softmax kept in layers {soft}."]
 
     lines += verdict(a, "Reference (fastest all-softmax baseline within noise of the best all-softmax)")
     lines += verdict(a["strict"], "Reference, strict reading (the most accurate all-softmax baseline)")
+    lines += verdict(a["best_uniform"], "Beside the goal, the best uniform baseline of any type (the fastest within "
+                     "noise of the most accurate one)", goal="")
     lines += ["", "Most accurate uniform type within each baseline's latency: "
               + ", ".join(f"{k} at {v} budgets" for k, v in a["uniform_type_best_at_budgets"].items()), ""]
     table = df.sort_values("latency_ms")[["name", "kind", "attentions", "quants", "accuracy", "accuracy_se",
                                           "inherited_accuracy", "latency_ms"]].copy()
     table["accuracy"] = [f"{100 * x:.1f} ± {100 * s:.1f}" for x, s in zip(table.accuracy, table.accuracy_se)]
     table["inherited_accuracy"] = [f"{100 * x:.1f}" for x in table.inherited_accuracy]
+    table["latency_ms"] = [f"{x:.4f}" for x in table.latency_ms]
     table = table.drop(columns="accuracy_se").rename(columns={"accuracy": "trained test acc %",
                                                               "inherited_accuracy": "inherited %",
                                                               "latency_ms": f"{result['statistic']} (ms)"})
-    lines += ["## Every trained model, fastest first", "", table.to_markdown(index=False, floatfmt=".4f"), ""]
+    lines += ["## Every trained model, fastest first", "",
+              table.to_markdown(index=False, disable_numparse=True), ""]
     return "\n".join(lines)
 
 
@@ -149,25 +164,27 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "long.toml")
     parser.add_argument("--out", type=Path, default=Path("/tmp/hwnas-hybrid"))
     parser.add_argument("--from-existing", type=Path, default=None, help="a finished run folder: no new run")
+    parser.add_argument("--note", default="", help="a line for the report on how the run was made")
+    parser.add_argument("--name", default="hybrid_attention", help="stem of the result files")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
-    from hwprofiles import fingerprint
 
     config = args.config.resolve()
     shown = config.relative_to(ROOT) if config.is_relative_to(ROOT) else config
-    command = f"python benchmarks/hybrid_attention.py --config {shown}"
-    previous = args.results / "hybrid_attention.json"
     if args.from_existing:
         run_dir = args.from_existing
-        result = json.loads(previous.read_text()) if previous.exists() else {
-            "command": command, "machine": fingerprint(), "load_average_at_start": [float("nan")] * 3,
-            "load_average_at_end": [float("nan")] * 3, "wall_seconds": float("nan")}
+        # Figures read from a finished run: its latencies were measured where its finetune
+        # manifest says, under a load this command did not see.
+        result = {"command": f"python benchmarks/hybrid_attention.py --from-existing RUN (RUN made from {shown})",
+                  "wall_seconds": None}
     else:
         run_dir = args.out / "run"
+        command = f"python benchmarks/hybrid_attention.py --config {shown}"
         result = timed_hwnas(["run", "--config", str(config), "--run", str(run_dir)], args.out, command, cwd=ROOT)
-        shutil.copy(args.out / "output.txt", args.results / "hybrid_attention_output.txt")
+        shutil.copy(args.out / "output.txt", args.results / f"{args.name}_output.txt")
     df, manifest = trained_models(run_dir)
-    result.update({"task": manifest["task"], "device": manifest["device"]["name"],
+    result.setdefault("machine", manifest.get("fingerprint", {}))
+    result.update({"note": args.note, "task": manifest["task"], "device": manifest["device"]["name"],
                    "statistic": manifest.get("latency_statistic", "median_ms"),
                    "seq_len": json.loads((run_dir / "supernet" / "checkpoint.json").read_text())["input_spec"]["seq_len"],
                    "stage_seconds": stage_seconds(run_dir)})
@@ -175,12 +192,12 @@ def main() -> None:
     result["latency_ratio"] = result["analysis"]["latency_ratio"]
     result["models"] = json.loads(df.to_json(orient="records"))
     args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "hybrid_attention.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    (args.results / f"{args.name}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     text = markdown(result, df)
-    (args.results / "hybrid_attention.md").write_text(text)
+    (args.results / f"{args.name}.md").write_text(text)
     report = run_dir / "report" / "report.md"
-    if report.exists():  # its latencies were measured in this run: the load they ran under goes with them
-        (args.results / "hybrid_attention_report.md").write_text(with_load_line(report.read_text(), result))
+    if report.exists() and result["wall_seconds"] is not None:  # measured in this run: with the load it saw
+        (args.results / f"{args.name}_report.md").write_text(with_load_line(report.read_text(), result))
     print(text)
 
 

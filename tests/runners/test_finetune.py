@@ -257,6 +257,20 @@ def test_a_training_device_this_machine_lacks_is_one_line_exit_2(tmp_path, capsy
     assert len(err) == 1 and "train.device is 'cuda' but torch sees no CUDA device" in err[0], err
 
 
+def test_finetune_refuses_a_training_device_this_machine_lacks(run_dir, tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    work = tmp_path / "run"
+    shutil.copytree(run_dir, work)
+    before = snapshot(work)
+    assert cli("finetune", "--run", str(work), "--epochs", "1", "--train-device", "cuda") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train.device is 'cuda' but torch sees no CUDA device" in err[0], err
+    assert snapshot(work) == before
+
+
 @pytest.mark.gpu
 def test_a_run_trains_on_the_gpu_and_measures_on_the_cpu(tmp_path):
     """train.device = "cuda": the supernet and the finetune stage train on the GPU; the files
