@@ -26,18 +26,19 @@ def build_latency_predictor(name: str, schema: FeatureSchema, device: Any, *, bl
 
     The lookup-table estimators use measured block costs when `block_costs` covers every
     block of the space, and otherwise fit component costs from whole-model measurements,
-    with the once-per-model cost of int8 kernels (feature group ``quant``) beside them.
+    with the once-per-model cost of int8 kernels (feature group ``quant``) and the cost of
+    each change between adjacent layers (``changes``) beside them.
     """
     costs = None
     if block_costs:
         names = schema.names(["blocks"])
         if all(n in block_costs for n in names):
             costs = np.array([block_costs[n] for n in names])
-    lut_groups = ("blocks",) if costs is not None else ("components", "quant")
+    lut_groups = ("blocks",) if costs is not None else ("components", "quant", "changes")
     if name == "lut":
         est, groups = get_estimator("lut", block_costs=costs), lut_groups
     elif name == "ridge":
-        est, groups = get_estimator("ridge"), ("components", "quant", *_MODEL_GROUPS)
+        est, groups = get_estimator("ridge"), ("components", "quant", "changes", *_MODEL_GROUPS)
     elif name == "gbt":
         est, groups = get_estimator("gbt", random_state=seed), _MODEL_GROUPS
     elif name == "mlp":

@@ -16,6 +16,12 @@ Feature groups (columns in this order within a group):
   8 held-out splits) it fits to 0.007 ms and takes the one-layer models' mean error from
   +3.1% (fp32) / -2.4% (int8) to 0.0% / +0.5%; without it the smallest int8 models are
   predicted too fast and can rank ahead of their slower fp32 twins;
+- ``changes``: ``layer_changes``, the changes between adjacent layers, counting each of
+  attention type, quantization and shape (heads or FFN ratio) that differs: a model pays for
+  each. Over six default runs' profiles (80 random subnets each; benchmarks/results/
+  layer_changes.md) the lookup table without it predicted the uniform baselines 3.0% too slow
+  on average (the E96 four-softmax-layer ones +7% fp32, +11% int8), since the random subnets
+  it is fitted on mostly change between layers and a uniform model never does;
 - ``blocks``: how many times the arch uses each distinct measured block (see
   `hwprofiles.block_keys`), for a lookup table built from block measurements.
 """
@@ -30,7 +36,7 @@ import numpy as np
 from hwprofiles import arch_blocks, block_keys
 from supernet import Arch, InputSpec, SearchSpace, arch_cost
 
-GROUPS = ("global", "layers", "analytic", "components", "quant", "blocks")
+GROUPS = ("global", "layers", "analytic", "components", "quant", "changes", "blocks")
 
 
 class FeatureSchema:
@@ -45,6 +51,7 @@ class FeatureSchema:
             "analytic": ["flops", "params", "size_bytes", "log_flops", "log_params", "log_size_bytes"],
             "components": self._component_names(),
             "quant": ["any_int8"],
+            "changes": ["layer_changes"],
             "blocks": [k.name for k in block_keys(space)],
         }
         self._index = {g: {n: i for i, n in enumerate(names)} for g, names in self._names.items()}
@@ -103,6 +110,10 @@ class FeatureSchema:
                 v[idx[f"ffn.E{e}.r{layer.ffn_ratio}.{layer.quant}"]] += 1
         elif group == "quant":
             v[0] = any(layer.quant == "int8" for layer in arch.layers)
+        elif group == "changes":
+            v[0] = sum((a.attention != b.attention) + (a.quant != b.quant)
+                       + ((a.heads, a.ffn_ratio) != (b.heads, b.ffn_ratio))
+                       for a, b in zip(arch.layers, arch.layers[1:]))
         else:
             for key in arch_blocks(arch):
                 v[idx[key.name]] += 1

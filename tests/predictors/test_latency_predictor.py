@@ -77,7 +77,7 @@ def test_lookup_table_uses_measured_blocks(tiny_space, tiny_spec):
     assert pred.groups == ("blocks",)
     np.testing.assert_allclose(pred.predict_archs(archs), y, rtol=1e-9)
     fallback = build_latency_predictor("lut", schema, "cpu", block_costs={})
-    assert fallback.groups == ("components", "quant")  # component costs and the once-per-model int8 cost
+    assert fallback.groups == ("components", "quant", "changes")  # component costs, the once-per-model int8 cost, layer changes
 
 
 def test_few_sample_adaptation(tiny_space, tiny_spec, tmp_path):

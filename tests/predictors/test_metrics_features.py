@@ -65,12 +65,39 @@ def test_quant_group_carries_a_cost_paid_once_per_model_with_int8_layers(tiny_sp
 
     twins = [Arch(16, (LayerConfig(1, 1, "softmax", q),)) for q in ("fp32", "int8")]  # the smallest models
     flagged = build_latency_predictor("lut", schema, "cpu")
-    assert flagged.groups == ("components", "quant")
+    assert flagged.groups == ("components", "quant", "changes")
     flagged.fit_archs(archs, latency(archs))
-    assert flagged.estimator.costs_[-1] == pytest.approx(0.007, rel=1e-3)
+    assert flagged.estimator.costs_[-2] == pytest.approx(0.007, rel=1e-3)  # any_int8; the last is layer_changes
     np.testing.assert_allclose(flagged.predict_archs(twins), latency(twins), rtol=1e-3)
     old = LatencyPredictor(get_estimator("lut"), schema, ["components"], "cpu").fit_archs(archs, latency(archs))
     assert np.max(np.abs(old.predict_archs(twins) / latency(twins) - 1)) > 0.02  # cannot carry it
     loaded = LatencyPredictor.load(old.save(tmp_path / "old.safetensors"), space=tiny_space)
     assert loaded.groups == ("components",)
     np.testing.assert_allclose(loaded.predict_archs(twins), old.predict_archs(twins), rtol=1e-12)
+
+
+def test_layer_changes_carry_the_cost_of_switching_between_layers(tiny_space, tiny_spec):
+    """A synthetic table where each change between adjacent layers costs 0.004 ms: the default
+    lookup table (with the `changes` group) predicts uniform models exactly, one without it
+    predicts them too slow, having spread the cost over the components."""
+    from hwprofiles import sample_profile_archs
+    from predictors import LatencyPredictor, build_latency_predictor, get_estimator
+
+    schema = FeatureSchema(tiny_space, tiny_spec)
+    archs = sample_profile_archs(tiny_space, 150, seed=0)
+    assert schema.names(["changes"]) == ["layer_changes"]
+    a, b, c = LayerConfig(1, 1, "softmax", "fp32"), LayerConfig(2, 2, "softmax", "fp32"), LayerConfig(1, 1, "linear", "int8")
+    pairs = [(a, a), (a, b), (a, b, a), (a, c)]  # heads and FFN ratio are one change (shape); c: attention and quant
+    assert schema.transform([Arch(16, p) for p in pairs], ["changes"])[:, 0].tolist() == [0, 1, 2, 2]
+    costs = np.random.default_rng(1).uniform(0.002, 0.02, len(schema.names(["components"])))
+
+    def latency(batch):
+        return 0.01 + schema.transform(batch, ["components"]) @ costs + 0.004 * schema.transform(batch, ["changes"])[:, 0]
+
+    uniform = [tiny_space._uniform(e, d, h, r) for e in tiny_space.embed_dims for d in tiny_space.depths
+               for h in tiny_space.heads for r in tiny_space.ffn_ratios if d > 1]
+    with_changes = build_latency_predictor("lut", schema, "cpu").fit_archs(archs, latency(archs))
+    assert with_changes.estimator.costs_[-1] == pytest.approx(0.004, rel=1e-3)
+    np.testing.assert_allclose(with_changes.predict_archs(uniform), latency(uniform), rtol=1e-3)
+    without = LatencyPredictor(get_estimator("lut"), schema, ["components", "quant"], "cpu").fit_archs(archs, latency(archs))
+    assert np.mean(without.predict_archs(uniform) / latency(uniform) - 1) > 0.01
