@@ -132,3 +132,22 @@ def test_estimators_saved_before_the_floor_still_load(tmp_path, tiny_space, tiny
         old = LatencyPredictor.load(path, space=tiny_space, device="cpu")
         assert not hasattr(old.estimator, "floor_")
         np.testing.assert_allclose(old.predict_archs(archs), pred.predict_archs(archs), rtol=1e-9)
+
+
+def test_one_slow_measurement_is_set_aside_by_the_lookup_table():
+    """An additive table with 1% noise and one row measured 50% slow (a slow phase of the
+    machine): the default lookup table sets that row aside and predicts the rest as if it were
+    not there; without the outlier rule every prediction moves."""
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 4, (80, 6)).astype(np.float64)
+    y = (0.01 + X @ np.array([0.02, 0.05, 0.01, 0.03, 0.04, 0.02])) * (1 + 0.01 * rng.standard_normal(80))
+    i = int(np.argsort(y)[40])  # a mid-sized model, as in the run that showed it
+    slow = y.copy()
+    slow[i] *= 1.5
+    clean = get_estimator("lut").fit(X, y)
+    robust = get_estimator("lut").fit(X, slow)
+    naive = get_estimator("lut", outlier_threshold=None).fit(X, slow)
+    assert robust.outliers_ == [i] and clean.outliers_ == [] and naive.outliers_ == []
+    others = np.arange(80) != i
+    assert np.max(np.abs(robust.predict(X[others]) / clean.predict(X[others]) - 1)) < 0.005
+    assert np.max(np.abs(naive.predict(X[others]) / clean.predict(X[others]) - 1)) > 0.01
