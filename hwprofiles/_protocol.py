@@ -180,31 +180,43 @@ def _round(runs: Sequence[Callable[[], Any]], config: MeasureConfig, rng: np.ran
     return timings, probe
 
 
+@dataclass
+class Gate:
+    """The slow-phase gate's reference model and the fastest of its probes so far. One gate
+    serves every pass of a measurement, so a re-measured subset (a few flagged models) is judged
+    against the first pass's fastest probe, not against itself: a subset short enough to fall
+    wholly inside a slow phase would otherwise pass as fast."""
+
+    reference: Callable[[], Any]
+    fastest: float = float("inf")
+
+
 def interleaved_rounds(runs: Sequence[Callable[[], Any]], config: MeasureConfig, rng: np.random.Generator, *,
-                       clock: Clock = time.perf_counter_ns, sleep: Callable[[float], Any] = time.sleep
-                       ) -> tuple[list[list[float]], int]:
+                       clock: Clock = time.perf_counter_ns, sleep: Callable[[float], Any] = time.sleep,
+                       gate: Gate | None = None) -> tuple[list[list[float]], int, Gate | None]:
     """`config.rounds` rounds, each visiting every model once in a fresh random order, slow rounds
-    measured again (module docstring, step 2): timings (ms) per model, and the number of rounds
-    still slow after the gate's retries."""
-    reference = None
-    if config.gate > 0 and config.probe_runs > 0 and runs:
-        reference = runs[int(np.argmin([_fastest_run(r, 3, clock) for r in runs]))]
+    measured again (module docstring, step 2): timings (ms) per model, the number of rounds
+    still slow after the gate's retries, and the gate (chosen here when none is given)."""
+    if gate is None and config.gate > 0 and config.probe_runs > 0 and runs:
+        gate = Gate(runs[int(np.argmin([_fastest_run(r, 3, clock) for r in runs]))])
+    reference = gate.reference if gate is not None else None
     rounds = [_round(runs, config, rng, reference, clock) for _ in range(config.rounds)]
     slow: list[int] = []
-    if reference is not None:
+    if gate is not None:
         for attempt in range(config.gate_retries + 1):
-            fastest = min(probe for _, probe in rounds)
+            fastest = min(gate.fastest, *(probe for _, probe in rounds))
             slow = [r for r, (_, probe) in enumerate(rounds) if probe > fastest * (1 + config.gate)]
             if not slow or attempt == config.gate_retries:
                 break
             sleep(config.gate_pause)
             for r in slow:
                 rounds[r] = _round(runs, config, rng, reference, clock)
+        gate.fastest = min(gate.fastest, *(probe for _, probe in rounds))
     timings: list[list[float]] = [[] for _ in runs]
     for per_model, _ in rounds:
         for i, t in enumerate(per_model):
             timings[i] += t
-    return timings, len(slow)
+    return timings, len(slow), gate
 
 
 def measure_runs(runs: Sequence[Callable[[], Any]], config: MeasureConfig, *, seed: int | np.random.Generator = 0,
@@ -215,13 +227,14 @@ def measure_runs(runs: Sequence[Callable[[], Any]], config: MeasureConfig, *, se
         return []
     rng = np.random.default_rng(seed)
     threshold = config.spread_threshold
-    timings, slow = interleaved_rounds(runs, config, rng, clock=clock, sleep=sleep)
+    timings, slow, gate = interleaved_rounds(runs, config, rng, clock=clock, sleep=sleep)
     results = [Measurement.from_timings(t, attempts=1, threshold=threshold, slow_rounds=slow) for t in timings]
     for attempt in range(2, config.repeats + 2):
         wide = [i for i, m in enumerate(results) if m.flagged]
         if not wide:
             break
-        again, slow = interleaved_rounds([runs[i] for i in wide], config, rng, clock=clock, sleep=sleep)
+        again, slow, _ = interleaved_rounds([runs[i] for i in wide], config, rng, clock=clock, sleep=sleep,
+                                            gate=gate)
         for i, t in zip(wide, again):
             new = Measurement.from_timings(t, attempts=attempt, threshold=threshold, slow_rounds=slow)
             best = new if new.spread < results[i].spread else results[i]

@@ -190,6 +190,23 @@ def test_a_machine_slow_for_good_is_measured_and_counted():
     assert [m.min_ms for m in results] == [0.1, 1.0]  # the fast round still sets the fastest run
 
 
+@pytest.mark.parametrize("carried", [True, False])
+def test_a_remeasured_subset_is_judged_against_the_first_pass(carried):
+    """Re-measuring a flagged model alone takes a few seconds: a slow phase can cover all of it.
+    Judged against itself it would pass as fast; with the first pass's gate it is redone."""
+    machine = Phased(lambda call: 54 < call <= 78 + (0 if carried else 3))  # the subset's whole first try
+    rng = np.random.default_rng(0)
+    _, _, gate = hwnas_protocol.interleaved_rounds(machine.runs(), GATED, rng, clock=machine.clock,
+                                                   sleep=machine.sleep)
+    assert machine.calls == 54 and gate is not None and gate.fastest == pytest.approx(0.1)
+    timings, slow, _ = hwnas_protocol.interleaved_rounds(machine.runs()[1:], GATED, rng, clock=machine.clock,
+                                                         sleep=machine.sleep, gate=gate if carried else None)
+    if carried:  # its reference is the first pass's, probed at 0.15 ms against 0.1: every round redone
+        assert machine.pauses == [0.5] and slow == 0 and min(timings[0]) == pytest.approx(1.0)
+    else:  # its own reference, slow throughout, finds nothing slow
+        assert machine.pauses == [] and min(timings[0]) == pytest.approx(1.5)
+
+
 def test_gate_off_takes_no_reference_runs():
     machine = Phased(lambda call: False)
     off = MeasureConfig(warmup=1, min_runs=4, max_runs=4, rounds=3, repeats=0, gate=0)
