@@ -104,6 +104,8 @@ class LookupTablePredictor(Estimator):
         """
         X, y = self._check_xy(X, y)
         _check_counts(X, "lut columns")
+        if self.outlier_threshold is not None:
+            _check_nonneg_float("outlier_threshold", self.outlier_threshold)
         if self.block_costs is not None:
             costs = np.asarray(self.block_costs, dtype=np.float64)
             if costs.shape != (X.shape[1],):
@@ -111,7 +113,7 @@ class LookupTablePredictor(Estimator):
         keep = np.ones(len(y), dtype=bool)
         self._solve(X, y)
         if self.outlier_threshold is not None and len(y) >= 10:
-            r = (self.scale_ * (X @ self.costs_) + self.overhead_) / y - 1
+            r = self._sum(X) / y - 1
             off = np.abs(r - np.median(r))
             bad = off > max(self.outlier_threshold, 5 * 1.4826 * float(np.median(off)))
             if 0 < bad.sum() <= len(y) // 10:
@@ -135,9 +137,11 @@ class LookupTablePredictor(Estimator):
             sol, _ = nnls(A, y / d)
             self.costs_, self.scale_, self.overhead_ = sol[:-1], 1.0, float(sol[-1])
 
+    def _sum(self, X: np.ndarray) -> np.ndarray:
+        return self.scale_ * (X @ self.costs_) + self.overhead_
+
     def predict(self, X: np.ndarray) -> np.ndarray:
-        X = self._check_predict(X)
-        return self._clip(self.scale_ * (X @ self.costs_) + self.overhead_)
+        return self._clip(self._sum(self._check_predict(X)))
 
 
 @register_estimator
