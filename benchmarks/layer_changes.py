@@ -38,11 +38,12 @@ GROUPS = {"before (components, quant)": ("components", "quant"),
 
 def table_of(run: Path) -> dict:
     """A run folder's profile (arch, min_ms) and export (name, kind, arch, measured min_ms)."""
-    prof = json.loads((run / "profile" / "profile.json").read_text())
-    m = pd.read_parquet(run / "profile" / "measurements.parquet")
+    from hwprofiles import Profile
+
+    profile = Profile.load(run / "profile")
     export = json.loads((run / "export" / "manifest.json").read_text())
-    return {"space": prof["space"], "spec": prof["spec"],
-            "profile": [[a, float(min(raw))] for a, raw in zip(m.arch, m.raw_ms)],
+    return {"space": profile.space.to_dict(), "spec": profile.spec.to_dict(),
+            "profile": [[a, float(ms)] for a, ms in zip(profile.table["arch"], profile.latency("min_ms"))],
             "export": [[x["name"], x["kind"], json.dumps(x["arch"]), x["measured_latency_min_ms"]]
                        for x in export["models"]]}
 

@@ -106,28 +106,28 @@ class LookupTablePredictor(Estimator):
         _check_counts(X, "lut columns")
         if self.outlier_threshold is not None:
             _check_nonneg_float("outlier_threshold", self.outlier_threshold)
-        if self.block_costs is not None:
-            costs = np.asarray(self.block_costs, dtype=np.float64)
-            if costs.shape != (X.shape[1],):
-                raise ValueError(f"block_costs must hold one cost per column ({X.shape[1]}), got {costs.shape}")
+        costs = None if self.block_costs is None else np.asarray(self.block_costs, dtype=np.float64)
+        if costs is not None and costs.shape != (X.shape[1],):
+            raise ValueError(f"block_costs must hold one cost per column ({X.shape[1]}), got {costs.shape}")
         keep = np.ones(len(y), dtype=bool)
-        self._solve(X, y)
+        self._solve(X, y, costs)
         if self.outlier_threshold is not None and len(y) >= 10:
             r = self._sum(X) / y - 1
             off = np.abs(r - np.median(r))
             bad = off > max(self.outlier_threshold, 5 * 1.4826 * float(np.median(off)))
             if 0 < bad.sum() <= len(y) // 10:
                 keep = ~bad
-                self._solve(X[keep], y[keep])
+                self._solve(X[keep], y[keep], costs)
         self.outliers_ = [int(i) for i in np.flatnonzero(~keep)]
         self._learn_floor(y)
         self.n_features_in_ = X.shape[1]
         return self
 
-    def _solve(self, X: np.ndarray, y: np.ndarray) -> None:
+    def _solve(self, X: np.ndarray, y: np.ndarray, costs: np.ndarray | None) -> None:
+        """Costs and overhead by relative least squares: only scale and overhead over measured
+        block `costs`, else non-negative per-column costs."""
         d = _relative_scale(y, self.weight_floor)  # relative error, floored (see the module docstring)
-        if self.block_costs is not None:
-            costs = np.asarray(self.block_costs, dtype=np.float64)
+        if costs is not None:
             total = X @ costs
             A = np.column_stack([total, np.ones_like(total)]) / d[:, None]
             (scale, overhead), *_ = np.linalg.lstsq(A, y / d, rcond=None)

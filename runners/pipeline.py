@@ -201,11 +201,12 @@ def task_from_meta(meta: dict[str, Any]):
 
 def check_train_device(name: str) -> None:
     """Refuse a training device this machine does not have, before any work (UserInputError)."""
-    if name.startswith("cuda"):
-        import torch
+    from supernet.train import resolve_device
 
-        if not torch.cuda.is_available():
-            raise UserInputError(f"train.device is {name!r} but torch sees no CUDA device on this machine")
+    try:
+        resolve_device(name)
+    except ValueError:
+        raise UserInputError(f"train.device is {name!r} but torch sees no CUDA device on this machine") from None
 
 
 # --------------------------------------------------------------------- stages
