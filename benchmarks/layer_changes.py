@@ -32,6 +32,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 DATA = RESULTS / "layer_changes_data.json"
+# Where the committed table's measurements come from, and the load they were taken under.
+COMMITTED = ("The measurements it refits are those of end_to_end runs 13-18, taken with nothing else running; "
+             "their load averages at the start were 0.59, 1.95, 1.99, 0.93, 1.99 and 1.84. Each figure above 1.5 "
+             "is the previous run of the same back-to-back batch, not other work (end_to_end_run13.md to run18.md).")
 GROUPS = {"before (components, quant)": ("components", "quant"),
           "now (components, quant, changes)": ("components", "quant", "changes")}
 
@@ -88,6 +92,7 @@ def main() -> None:
     ap.add_argument("--runs", type=Path, nargs="*", default=None, help="default-run folders (RUN or RUN/local)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
+    runs = ", ".join(str(r) for r in args.runs or [])
     if args.runs:
         data = {str(i + 1): table_of(run) for i, run in enumerate(args.runs)}
         (args.out / DATA.name).write_text(json.dumps(data) + "\n")
@@ -100,6 +105,8 @@ def main() -> None:
     md = ["# Layer changes: uniform models predicted too slow, with and without the `changes` feature", "",
           f"Command: `python benchmarks/layer_changes.py` ({len(data)} default runs' profiles and exports, "
           f"{DATA.name}; refits only, no timing). Errors are predicted / measured - 1 on min_ms.", "",
+          "No latency is measured here. " + (f"The measurements it refits are those of the given runs: {runs}; "
+                                              "their load averages are their own." if args.runs else COMMITTED), "",
           table.to_markdown(index=False), "",
           "The feature's form was chosen on these same six runs, among five tried: one count per kind of "
           "change (attention, quantization, shape) as three columns or summed (the one kept), the four "
