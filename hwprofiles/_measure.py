@@ -65,7 +65,7 @@ def measure_shaped(models: Sequence[Any], device: DeviceSpec, shapes: Sequence[t
             for m, shape in zip(models, shapes):
                 runners.append(load_runner(device.backend, m, threads=device.threads, input_shape=tuple(shape),
                                            seed=seed))
-            return measure_runs([r.run for r in runners], config, seed=seed)
+            return measure_runs([r.run for r in runners], config, seed=seed, threads=device.threads)
         finally:
             for r in runners:
                 r.close()

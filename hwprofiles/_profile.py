@@ -33,7 +33,7 @@ from ._backends import backend_unavailable_reason
 from ._device import DeviceSpec, get_device
 from ._measure import measure_shaped
 from ._models import BlockKey, ExportHelper, block_keys, block_model_for, deploy_spec, model_for
-from ._protocol import MeasureConfig, Measurement, compare_fingerprints, fingerprint
+from ._protocol import MeasureConfig, Measurement, compare_fingerprints, fingerprint, wait_for_gap
 from ._sampling import sample_profile_archs
 
 SCHEMA_VERSION = 1
@@ -338,32 +338,45 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
     with cache as folder, _progress(progress) as add, closing(helper) if helper else nullcontext():
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        passes = config.passes_for(device.threads)  # whole-list passes (hwprofiles._protocol, step 5)
+        single = config.one_pass()
         if todo:
-            advance = add(f"profiling {device.name}", len(todo))
+            advance = add(f"profiling {device.name}", len(todo) * passes)
             # Chunks of equal size (80 subnets: 4 of 20, not 25, 25, 25 and 5): the slow-phase gate
             # judges a chunk's rounds against each other, and a chunk of a few models measured in
             # seconds can fall wholly inside a slow phase (end_to_end_run23: its last 5 subnets
             # measured 23-32% slow, every other one within 1.3% of the run before).
             n_chunks = -(-len(todo) // chunk_size)
-            for idx in np.array_split(np.arange(len(todo)), n_chunks):
-                t0 = time.perf_counter()
-                chunk = todo[idx[0] : idx[-1] + 1]
-                models = (helper.models(supernet(), chunk, device, folder) if helper is not None
-                          else [model_for(supernet(), a, device, folder) for a in chunk])
-                results = measure_shaped(models, device, [shape] * len(models), config, seed=seed + len(rows))
-                rows += [arch_row(a, space, m) for a, m in zip(chunk, results)]
-                write_parquet_atomic(out_dir / TABLE, _frame(rows, TABLE_COLUMNS))
-                if not onnx_cache:  # files of the repeated subnets stay for their second measurement
-                    for a, m in zip(chunk, models):
-                        if isinstance(m, Path) and a not in keep:
-                            m.unlink(missing_ok=True)
-                save_meta("subnets", t0)
-                advance(len(chunk))
+            starts = [int(idx[0]) for idx in np.array_split(np.arange(len(todo)), n_chunks)]
+            parts: dict[Arch, list[Measurement]] = {}
+            first_row = len(rows)
+            for p in range(passes):  # every chunk once per pass, the passes one after another
+                if p:
+                    wait_for_gap(started, config.pass_gap, time.monotonic(), time.sleep)
+                started = time.monotonic()
+                for start, end in zip(starts, [*starts[1:], len(todo)]):
+                    t0 = time.perf_counter()
+                    chunk, at = todo[start:end], first_row + start
+                    models = (helper.models(supernet(), chunk, device, folder) if helper is not None and p == 0
+                              else [model_for(supernet(), a, device, folder) for a in chunk])
+                    results = measure_shaped(models, device, [shape] * len(models), single,
+                                             seed=seed + at + 100_003 * p)
+                    for a, m in zip(chunk, results):
+                        parts.setdefault(a, []).append(m)
+                    pooled = [Measurement.pooled(parts[a], threshold=config.spread_threshold) for a in chunk]
+                    rows[at : at + len(chunk)] = [arch_row(a, space, m) for a, m in zip(chunk, pooled)]
+                    write_parquet_atomic(out_dir / TABLE, _frame(rows, TABLE_COLUMNS))
+                    if not onnx_cache and p == passes - 1:  # repeated subnets keep theirs for a second measurement
+                        for a, m in zip(chunk, models):
+                            if isinstance(m, Path) and a not in keep:
+                                m.unlink(missing_ok=True)
+                    save_meta("subnets", t0)
+                    advance(len(chunk))
         if todo_blocks:
             # Blocks run in microseconds: a reference probe that short is too noisy to judge a round
             # by, and the gate's retries made block profiling slower than the 60 s it may take
             # (cpu-2t, 168 blocks: 74 s with the gate, 58 s without, 45 s with the former 3 rounds).
-            block_config = replace(config, gate=0)
+            block_config = replace(config, gate=0, passes=1)  # one pass: 60 s is all blocks may take
             advance = add(f"blocks of {device.name}", len(todo_blocks))
             for i in range(0, len(todo_blocks), chunk_size):
                 t0 = time.perf_counter()
@@ -376,16 +389,25 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
                 save_meta("blocks", t0)
                 advance(len(chunk))
         if todo_repeat:
-            advance = add(f"repeatability of {device.name}", len(todo_repeat))
+            advance = add(f"repeatability of {device.name}", len(todo_repeat) * passes)
             t0 = time.perf_counter()
-            for i in range(0, len(todo_repeat), chunk_size):
-                chunk = todo_repeat[i : i + chunk_size]
-                models = [model_for(supernet(), a, device, folder) for a in chunk]
-                results = measure_shaped(models, device, [shape] * len(models), config, seed=seed + 10_007 + i)
-                repeat_rows += [{"arch": a.to_json(), "repeat_median_ms": m.median_ms, "repeat_min_ms": m.min_ms,
-                                 "repeat_flagged": m.flagged}
-                                for a, m in zip(chunk, results)]
-                advance(len(chunk))
+            again: dict[Arch, list[Measurement]] = {}
+            for p in range(passes):
+                if p:
+                    wait_for_gap(started, config.pass_gap, time.monotonic(), time.sleep)
+                started = time.monotonic()
+                for i in range(0, len(todo_repeat), chunk_size):
+                    chunk = todo_repeat[i : i + chunk_size]
+                    models = [model_for(supernet(), a, device, folder) for a in chunk]
+                    results = measure_shaped(models, device, [shape] * len(models), single,
+                                             seed=seed + 10_007 + i + 100_003 * p)
+                    for a, m in zip(chunk, results):
+                        again.setdefault(a, []).append(m)
+                    advance(len(chunk))
+            for a in todo_repeat:
+                m = Measurement.pooled(again[a], threshold=config.spread_threshold)
+                repeat_rows.append({"arch": a.to_json(), "repeat_median_ms": m.median_ms, "repeat_min_ms": m.min_ms,
+                                    "repeat_flagged": m.flagged})
             write_parquet_atomic(out_dir / REPEAT, pd.DataFrame(repeat_rows))
             save_meta("repeat", t0)
     loaded = Profile.load(out_dir)

@@ -17,7 +17,18 @@ For a list of loaded models (zero-argument callables that run one inference each
 3. pool each model's timed runs over the rounds: median, p10, p90 (ms), raw timings kept;
 4. a model whose spread (p90 - p10) / median exceeds `spread_threshold` is measured again
    (`repeats` more times, all rounds); the attempt with the smallest spread is kept, and
-   `flagged` is set when even that one stays too wide.
+   `flagged` is set when even that one stays too wide;
+5. passes (`MeasureConfig.passes_for`): the whole list of models (a whole profile, a whole
+   export) is measured by steps 1-4 once per pass, the passes one after another and at least
+   `pass_gap` seconds apart, and each model's timed runs are pooled over them. Several intra-op
+   threads on a shared 2-core VM have slow states of 15-80% that last seconds to minutes and hit
+   models unevenly (one model 15% slow for minutes while the models timed beside it are not), so
+   no reference probe sees them: on cpu-2t, 100 subnets measured six times over three hours agreed
+   pairwise only 72-98% within ±10%, while the fastest run of three of those measurements agreed
+   with that of the other three 99-100% within ±10%; the same 18 rounds as three passes about 35 s
+   apart, two rounds each, agreed only 92% (benchmarks/results/measure_passes.md). A multi-thread
+   device is therefore measured in three full passes by default (three times the runs); one thread
+   keeps one pass, since its slow phases hit every model alike, which the gate catches.
 
 Timing uses `time.perf_counter_ns` around each single run; the loop adds well under a
 microsecond per run, small against the 0.05-2 ms of the models measured here.
@@ -65,6 +76,8 @@ class MeasureConfig:
     gate_retries: int = 3  # passes over the slow rounds
     gate_pause: float = 1.0  # seconds to wait before each pass
     probe_runs: int = 5  # reference runs after each visit
+    passes: int | None = None  # passes over the whole list (step 5); None: `passes_for` decides
+    pass_gap: float = 60.0  # least seconds from the start of one pass to the start of the next
 
     def __post_init__(self) -> None:
         for key in ("warmup", "repeats", "gate_retries", "probe_runs"):
@@ -81,10 +94,25 @@ class MeasureConfig:
             raise ValueError(f"max_seconds must be positive, got {self.max_seconds!r}")
         if not self.spread_threshold > 0:
             raise ValueError(f"spread_threshold must be positive, got {self.spread_threshold!r}")
-        for key in ("gate", "gate_pause"):
+        for key in ("gate", "gate_pause", "pass_gap"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ValueError(f"{key} must be a non-negative number, got {value!r}")
+        if self.passes is not None and (isinstance(self.passes, bool) or not isinstance(self.passes, int)
+                                        or self.passes <= 0):
+            raise ValueError(f"passes must be a positive integer or None (three for several threads, else one), "
+                             f"got {self.passes!r}")
+
+    def passes_for(self, threads: int) -> int:
+        """Passes for a device running `threads` intra-op threads: `passes` when set, else three
+        for several threads and one for a single thread (module docstring, step 5)."""
+        if self.passes is not None:
+            return self.passes
+        return 3 if threads > 1 else 1
+
+    def one_pass(self) -> "MeasureConfig":
+        """This protocol measured in a single pass (what each pass of several runs)."""
+        return replace(self, passes=1)
 
     @classmethod
     def fast(cls) -> "MeasureConfig":
@@ -131,6 +159,12 @@ class Measurement:
         spread = (p90 - p10) / med if med > 0 else float("inf")
         return cls(float(med), float(p10), float(p90), tuple(float(v) for v in arr), attempts,
                    bool(spread > threshold), slow_rounds)
+
+    @classmethod
+    def pooled(cls, parts: Sequence["Measurement"], *, threshold: float) -> "Measurement":
+        """One measurement from the passes of a model (step 5): their timed runs together."""
+        return cls.from_timings([t for m in parts for t in m.raw_ms], attempts=max(m.attempts for m in parts),
+                                threshold=threshold, slow_rounds=sum(m.slow_rounds for m in parts))
 
     def to_dict(self) -> dict[str, Any]:
         """The statistics as stored in profiles and kit results (spread included, raw timings as a list)."""
@@ -219,15 +253,11 @@ def interleaved_rounds(runs: Sequence[Callable[[], Any]], config: MeasureConfig,
     return timings, len(slow), gate
 
 
-def measure_runs(runs: Sequence[Callable[[], Any]], config: MeasureConfig, *, seed: int | np.random.Generator = 0,
-                 clock: Clock = time.perf_counter_ns, sleep: Callable[[float], Any] = time.sleep
-                 ) -> list[Measurement]:
-    """The whole protocol (module docstring) over loaded models; results in the order of `runs`."""
-    if not runs:
-        return []
-    rng = np.random.default_rng(seed)
+def _one_pass(runs: Sequence[Callable[[], Any]], config: MeasureConfig, rng: np.random.Generator, gate: Gate | None,
+              clock: Clock, sleep: Callable[[float], Any]) -> tuple[list[Measurement], Gate | None]:
+    """Steps 1-4 of the protocol over loaded models, judged by `gate` (chosen here when None)."""
     threshold = config.spread_threshold
-    timings, slow, gate = interleaved_rounds(runs, config, rng, clock=clock, sleep=sleep)
+    timings, slow, gate = interleaved_rounds(runs, config, rng, clock=clock, sleep=sleep, gate=gate)
     results = [Measurement.from_timings(t, attempts=1, threshold=threshold, slow_rounds=slow) for t in timings]
     for attempt in range(2, config.repeats + 2):
         wide = [i for i, m in enumerate(results) if m.flagged]
@@ -239,7 +269,33 @@ def measure_runs(runs: Sequence[Callable[[], Any]], config: MeasureConfig, *, se
             new = Measurement.from_timings(t, attempts=attempt, threshold=threshold, slow_rounds=slow)
             best = new if new.spread < results[i].spread else results[i]
             results[i] = replace(best, attempts=attempt)
-    return results
+    return results, gate
+
+
+def wait_for_gap(started: float, gap: float, now: float, sleep: Callable[[float], Any]) -> None:
+    """Sleep until `gap` seconds have passed since `started` (`now`: the time now, same clock)."""
+    if now - started < gap:
+        sleep(gap - (now - started))
+
+
+def measure_runs(runs: Sequence[Callable[[], Any]], config: MeasureConfig, *, seed: int | np.random.Generator = 0,
+                 clock: Clock = time.perf_counter_ns, sleep: Callable[[float], Any] = time.sleep,
+                 threads: int = 1) -> list[Measurement]:
+    """The whole protocol (module docstring) over loaded models run with `threads` intra-op threads,
+    in `config.passes_for(threads)` passes judged by one gate; results in the order of `runs`."""
+    if not runs:
+        return []
+    rng = np.random.default_rng(seed)
+    gate, passes, single = None, [], config.one_pass()
+    for p in range(config.passes_for(threads)):
+        if p:
+            wait_for_gap(started, config.pass_gap, clock() / 1e9, sleep)
+        started = clock() / 1e9
+        results, gate = _one_pass(runs, single, rng, gate, clock, sleep)
+        passes.append(results)
+    if len(passes) == 1:
+        return passes[0]
+    return [Measurement.pooled(parts, threshold=config.spread_threshold) for parts in zip(*passes)]
 
 
 # ----------------------------------------------------------------------------- onnxruntime

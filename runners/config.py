@@ -102,6 +102,12 @@ class ProfileSettings:
     # hwprofiles.DEFAULT_TARGET (tests/runners/test_defaults.py holds them equal), written out
     # here so that reading the config does not import hwprofiles and pandas.
     target: str = "min_ms"
+    # Passes over the whole list of models measured (hwprofiles.MeasureConfig.passes): 0 lets the
+    # device decide (three for several intra-op threads, whose slow states last minutes and hit
+    # models unevenly; one for a single thread), and `pass_gap` is the least seconds between the
+    # passes' starts.
+    passes: int = 0
+    pass_gap: float = 60.0
     # Several target devices, one search and one export each (empty: the single `device`).
     devices: tuple[str, ...] = ()
     # A device of `devices` whose predictor the others adapt with `adapt_samples` measurements
@@ -118,11 +124,15 @@ class ProfileSettings:
         from hwprofiles import MeasureConfig
 
         with user_errors("profile.preset: "):
-            return MeasureConfig.preset(self.preset)
+            config = MeasureConfig.preset(self.preset)
+        with user_errors("profile: "):
+            return replace(config, passes=self.passes or None, pass_gap=self.pass_gap)
 
     def check(self) -> None:
         from hwprofiles import TARGETS
 
+        _check(not isinstance(self.passes, bool) and isinstance(self.passes, int) and self.passes >= 0,
+               f"profile.passes must be 0 (the device decides) or a positive integer, got {self.passes!r}")
         self.measure_config()
         _check(self.target in TARGETS, f"profile.target must be one of {list(TARGETS)}, got {self.target!r}")
         _check(not isinstance(self.samples, bool) and self.samples >= 8,
@@ -144,6 +154,16 @@ def accuracy_split(tune: dict[str, Any] | None) -> str:
     `accuracy_tune`; None: inherited weights as they are)."""
     return "val" if tune is None else f"val, tuned {tune['steps']} steps at lr {tune['lr']:g}"
 
+
+
+def cli_measure_config(preset: str, passes: int, pass_gap: float):
+    """The measurement protocol of a command's --preset, --passes and --pass-gap (UserInputError
+    naming the option on a bad value)."""
+    if isinstance(passes, bool) or passes < 0:
+        raise UserInputError(f"--passes must be 0 (the device decides) or a positive integer, got {passes}")
+    if not pass_gap >= 0:
+        raise UserInputError(f"--pass-gap must be a non-negative number of seconds, got {pass_gap}")
+    return ProfileSettings(preset=preset, passes=passes, pass_gap=pass_gap).measure_config()
 
 @dataclass(frozen=True)
 class SearchSettings:

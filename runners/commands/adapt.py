@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from .._errors import UserInputError, user_errors
-from ..config import DEFAULT_SEED, ProfileSettings, TaskSettings, load_space
+from ..config import DEFAULT_SEED, ProfileSettings, cli_measure_config, TaskSettings, load_space
 
 _PROFILE, _TASK = ProfileSettings(), TaskSettings()
 
@@ -25,10 +25,12 @@ def register(app: typer.Typer) -> None:
         profile_out: Optional[Path] = typer.Option(None, "--profile-out", help="Profile folder for the new device's measurements (default: OUT's name + '-profile', beside it)."),
         space: Optional[Path] = typer.Option(None, help="Search space TOML (default: the built-in space); must be the predictor's."),
         preset: str = typer.Option(_PROFILE.preset, help="Measurement protocol preset: default or fast."),
+        passes: int = typer.Option(_PROFILE.passes, help="Passes over the picked subnets, pooled: 0 lets the device decide (3 for several threads, else 1)."),
+        pass_gap: float = typer.Option(_PROFILE.pass_gap, help="Least seconds between the starts of two passes."),
         seed: int = typer.Option(DEFAULT_SEED, help="Seed of the picked subnets and the measurement order."),
     ) -> None:
         """Measure a few informative subnets (and the blocks) on DEVICE and adapt PREDICTOR to it."""
-        from hwprofiles import MeasureConfig, backend_unavailable_reason, get_device
+        from hwprofiles import backend_unavailable_reason, get_device
         from predictors import LatencyPredictor, adapt_predictor
         from supernet.tasks import get_task
 
@@ -37,9 +39,9 @@ def register(app: typer.Typer) -> None:
         if out.exists() and out.is_dir():
             raise UserInputError(f"--out {out} is a folder; give a file path such as {out / 'adapted.safetensors'}")
         search_space = load_space(space)
+        config = cli_measure_config(preset, passes, pass_gap)
         with user_errors():
             dev = get_device(device)
-            config = MeasureConfig.preset(preset)
             spec = get_task(task, seed=seed).spec
             source = LatencyPredictor.load(predictor, space=search_space)
         reason = backend_unavailable_reason(dev.backend)

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from .._errors import UserInputError, user_errors
-from ..config import DEFAULT_SEED, ProfileSettings, TaskSettings
+from ..config import DEFAULT_SEED, ProfileSettings, cli_measure_config, TaskSettings
 
 _PROFILE, _TASK = ProfileSettings(), TaskSettings()
 
@@ -33,6 +33,8 @@ def register(app: typer.Typer) -> None:
         blocks: bool = typer.Option(False, "--blocks", help="Also measure every distinct block (lookup table)."),
         space: Optional[Path] = typer.Option(None, help="Search space TOML (default: the built-in space)."),
         preset: str = typer.Option(_PROFILE.preset, help="Measurement protocol preset: default or fast."),
+        passes: int = typer.Option(_PROFILE.passes, help="Passes over all the subnets, pooled: 0 lets the device decide (3 for several threads, else 1)."),
+        pass_gap: float = typer.Option(_PROFILE.pass_gap, help="Least seconds between the starts of two passes."),
         kit_out: Optional[Path] = typer.Option(None, "--kit-out", help="Write a profiling kit zip instead of measuring here."),
         kit_in: Optional[Path] = typer.Option(None, "--kit-in", help="Import a kit's results.json into --out."),
         seed: int = typer.Option(DEFAULT_SEED, help="Seed of the sampled subnets and the measurement order."),
@@ -54,7 +56,7 @@ def register(app: typer.Typer) -> None:
             raise UserInputError(f"--samples must be a positive integer, got {samples}")
         with user_errors():
             dev = get_device(device)
-        config = ProfileSettings(preset=preset).measure_config()
+        config = cli_measure_config(preset, passes, pass_gap)
         search_space = load_space(space)
         from supernet.tasks import get_task
 

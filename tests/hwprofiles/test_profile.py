@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -178,3 +179,29 @@ def test_profile_with_an_export_helper(tmp_path, tiny_space, tiny_spec):
     assert set(profile.table["arch"]) == {a.to_json() for a in sample_profile_archs(tiny_space, 6, 0)}
     with pytest.raises(ValueError, match="export_workers must be 1 or 2"):
         profile_device("cpu", tiny_space, tiny_spec, n_samples=2, out_dir=tmp_path / "q", export_workers=3)
+
+
+def test_a_multi_thread_device_is_profiled_in_passes(tmp_path, tiny_space, tiny_spec, monkeypatch):
+    """Every chunk is measured once per pass, all chunks of a pass before the next pass, each pass with
+    every round; each stored row holds the timed runs of all its passes."""
+    import hwprofiles._profile as profile_module
+
+    calls, real = [], profile_module.measure_shaped
+
+    def spy(models, device, shapes, config, *, seed):
+        results = real(models, device, shapes, config, seed=seed)
+        calls.append(([str(m) for m in models], config.rounds, config.passes, results))
+        return results
+
+    monkeypatch.setattr(profile_module, "measure_shaped", spy)
+    config = replace(QUICK, rounds=2, pass_gap=0)
+    prof = profile_device("cpu-2t", tiny_space, tiny_spec, n_samples=6, out_dir=tmp_path / "p", seed=0, config=config,
+                          progress=False, chunk_size=3, repeat_fraction=0, onnx_cache=tmp_path / "onnx")
+    assert config.passes_for(2) == 3
+    assert [(len(files), rounds, passes) for files, rounds, passes, _ in calls] == [(3, 2, 1)] * 6
+    assert [c[0] for c in calls[2:4]] == [c[0] for c in calls[:2]] == [c[0] for c in calls[4:]]
+    assert calls[0][0] != calls[1][0]
+    by_pass = [calls[0][3] + calls[1][3], calls[2][3] + calls[3][3], calls[4][3] + calls[5][3]]
+    stored = [list(r) for r in prof.table["raw_ms"]]
+    assert stored == [[t for m in ms for t in m.raw_ms] for ms in zip(*by_pass)]
+    assert np.allclose(prof.latency("min_ms"), [min(m.min_ms for m in ms) for ms in zip(*by_pass)])

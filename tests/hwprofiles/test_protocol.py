@@ -219,3 +219,28 @@ def test_gate_off_takes_no_reference_runs():
 def test_gate_settings_are_checked(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         MeasureConfig(**bad)
+
+
+def test_several_threads_measure_in_passes():
+    config = MeasureConfig(rounds=6)
+    assert config.passes_for(1) == 1 and config.passes_for(2) == 3  # several threads: three passes
+    assert MeasureConfig(passes=2).passes_for(1) == 2 and MeasureConfig(passes=1).passes_for(8) == 1  # as set
+    assert config.one_pass() == MeasureConfig(rounds=6, passes=1)  # each pass runs every round
+    for bad in (0, -1, True, 1.5):
+        with pytest.raises(ValueError, match="passes must be a positive integer or None"):
+            MeasureConfig(passes=bad)
+    with pytest.raises(ValueError, match="pass_gap"):
+        MeasureConfig(pass_gap=-1)
+
+
+def test_runs_of_every_pass_are_pooled():
+    config = MeasureConfig(warmup=1, min_runs=4, max_runs=4, rounds=1, repeats=0, gate=0, pass_gap=2.0)
+    machine = Phased(lambda call: call <= 10)  # the first of three passes: 2 visits of 1 + 4 runs
+    results = hwnas_protocol.measure_runs(machine.runs(), config, seed=0, clock=machine.clock, sleep=machine.sleep,
+                                          threads=2)
+    assert machine.calls == 3 * 2 * (1 + 4) and all(len(m.raw_ms) == 3 * 4 for m in results)
+    assert [m.min_ms for m in results] == [0.1, 1.0] and max(results[1].raw_ms) == pytest.approx(1.5)
+    assert len(machine.pauses) == 2 and all(1.99 < p < 2.0 for p in machine.pauses)  # 2 s from start to start
+    one = Phased(lambda call: call <= 10)
+    single = hwnas_protocol.measure_runs(one.runs(), config, seed=0, clock=one.clock, sleep=one.sleep, threads=1)
+    assert one.calls == 2 * (1 + 4) and not one.pauses and single[1].min_ms == pytest.approx(1.5)

@@ -24,6 +24,7 @@ threads = 1
 [profile]
 samples = 10
 preset = "fast"
+pass_gap = 0  # a two-thread device measures in three passes, here back to back
 [search]
 algorithm = "random"
 budget = 6

@@ -68,10 +68,14 @@ def test_adapt_end_to_end(source, tmp_path, capsys):
     out2 = tmp_path / "no-blocks.safetensors"
     code, stdout, err = _run(["adapt", "--predictor", str(pred), "--device", "cpu-2t", "--samples", "3", "--out",
                               str(out2), "--space", str(toml), "--task", "digits", "--preset", "fast", "--no-blocks",
-                              "--profile-out", str(tmp_path / "p2")], capsys)
+                              "--profile-out", str(tmp_path / "p2"), "--pass-gap", "0"], capsys)
     assert code == 0, err
     loaded = LatencyPredictor.load(out2, device="cpu-2t")
-    assert "blocks" not in loaded.groups and Profile.load(tmp_path / "p2").blocks is None
+    two_threads = Profile.load(tmp_path / "p2")
+    assert "blocks" not in loaded.groups and two_threads.blocks is None
+    assert two_threads.meta["measure_config"]["passes"] is None  # the device decides: three passes for two threads
+    fast = MeasureConfig.fast()  # each pass: 2 rounds of at least min_runs runs per subnet
+    assert all(len(raw) >= 3 * fast.rounds * fast.min_runs for raw in two_threads.table["raw_ms"])
 
 
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(source, tmp_path, capsys):
@@ -84,6 +88,8 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(source, tmp_path, ca
         (["--device", "cpu-2t", "--samples", "0"], "--samples must be a positive integer, got 0"),
         (["--device", "cpu-2t", "--samples", "3", "--task", "nope"], "unknown task"),
         (["--device", "cpu-2t", "--samples", "100000"], "exceeds the"),
+        (["--device", "cpu-2t", "--passes", "-1"], "--passes must be 0 (the device decides) or a positive integer"),
+        (["--device", "cpu-2t", "--pass-gap", "-5"], "--pass-gap must be a non-negative number of seconds, got -5"),
     ]
     for extra, message in cases:
         code, _, err = _run(base + extra, capsys)

@@ -30,13 +30,15 @@ EXPECTED = {
               "sandwich": _train.sandwich, "distill": _train.distill, "threads": _train.threads,
               "device": TrainConfig().device},
     "profile": {"device": _profile.device, "task": TaskSettings().name, "samples": _profile.samples,
-                "preset": _profile.preset, "seed": DEFAULT_SEED},
+                "preset": _profile.preset, "passes": _profile.passes, "pass_gap": _profile.pass_gap,
+                "seed": DEFAULT_SEED},
     "fit-predictor": {"seed": DEFAULT_SEED, "target": _profile.target},
     "search": {"objectives": ",".join(_search.objectives), "algorithm": _search.algorithm,
                "budget": _search.budget, "tune_steps": _search.tune_steps, "tune_lr": _search.tune_lr,
                "executor": ExecutorSettings().kind, "seed": DEFAULT_SEED},
     "export": {"baselines": ExportSettings().baselines, "max_front": ExportSettings().max_front, "seed": DEFAULT_SEED},
-    "adapt": {"task": TaskSettings().name, "preset": _profile.preset, "seed": DEFAULT_SEED},
+    "adapt": {"task": TaskSettings().name, "preset": _profile.preset, "passes": _profile.passes,
+              "pass_gap": _profile.pass_gap, "seed": DEFAULT_SEED},
 }
 # Options that are no setting: where files go, and switches for optional extra work.
 NOT_SETTINGS = {
