@@ -23,11 +23,11 @@ For a list of loaded models (zero-argument callables that run one inference each
    `pass_gap` seconds apart, and each model's timed runs are pooled over them. Several intra-op
    threads on a shared 2-core VM have slow states of 15-80% that last seconds to minutes and hit
    models unevenly (one model 15% slow for minutes while the models timed beside it are not), so
-   no reference probe sees them: on cpu-2t, 100 subnets measured six times over three hours agreed
-   pairwise only 72-98% within ±10%, while the fastest run of three of those measurements agreed
-   with that of the other three 99-100% within ±10%; the same 18 rounds as three passes about 35 s
-   apart, two rounds each, agreed only 92% (benchmarks/results/measure_passes.md). A multi-thread
-   device is therefore measured in three full passes by default (three times the runs); one thread
+   no reference probe sees them: on cpu-2t, 100 subnets measured once each six times over three
+   and a half hours agreed pairwise only 72-98% within ±10% (45-93% within ±5%), while two
+   measurements in three passes agreed 100% within ±10% and 99% within ±5%
+   (benchmarks/results/measure_passes.md). A multi-thread device is therefore measured in three
+   full passes by default (three times the runs, plus the gaps on a short list); one thread
    keeps one pass, since its slow phases hit every model alike, which the gate catches.
 
 Timing uses `time.perf_counter_ns` around each single run; the loop adds well under a

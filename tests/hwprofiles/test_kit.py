@@ -48,3 +48,19 @@ def test_kit_round_trip(tmp_path, tiny_space, tiny_spec):
 def test_kit_refuses_torch_devices(tmp_path, tiny_space, tiny_spec):
     with pytest.raises(ValueError, match="onnxruntime"):
         write_kit("torch-cpu", tiny_space, tiny_spec, tmp_path / "k.zip", n_samples=2, progress=False)
+
+
+def test_a_two_thread_kit_measures_every_file_in_passes(tmp_path, tiny_space, tiny_spec):
+    config = MeasureConfig(warmup=1, min_runs=3, max_runs=5, max_seconds=0.005, rounds=2, repeats=0, pass_gap=0)
+    kit = write_kit("cpu-2t", tiny_space, tiny_spec, tmp_path / "kit.zip", n_samples=3, seed=2, config=config,
+                    progress=False, repeat_fraction=0.0)
+    with zipfile.ZipFile(kit) as zf:
+        zf.extractall(tmp_path / "target")
+    done = subprocess.run([sys.executable, "run_kit.py", "--out", str(tmp_path / "results.json"), "--chunk", "2"],
+                          cwd=tmp_path / "target", check=True, capture_output=True, text=True, timeout=300)
+    # every chunk once per pass, the passes one after another
+    assert [line.split(":")[0] for line in done.stdout.splitlines()[:6]] == [f"pass {p}/3" for p in (1, 1, 2, 2, 3, 3)]
+    prof = import_kit_results(tmp_path / "results.json", tmp_path / "imported")
+    assert prof.device.threads == 2
+    assert all(3 * config.rounds * config.min_runs <= len(raw) <= 3 * config.rounds * config.max_runs
+               for raw in prof.table["raw_ms"])
