@@ -183,7 +183,8 @@ def test_profile_with_an_export_helper(tmp_path, tiny_space, tiny_spec):
 
 def test_a_multi_thread_device_is_profiled_in_passes(tmp_path, tiny_space, tiny_spec, monkeypatch):
     """Every chunk is measured once per pass, all chunks of a pass before the next pass, each pass with
-    every round; each stored row holds the timed runs of all its passes."""
+    every round; each stored row holds the timed runs of all its passes. Blocks: three passes with
+    the rounds shared out."""
     import hwprofiles._profile as profile_module
 
     calls, real = [], profile_module.measure_shaped
@@ -194,14 +195,21 @@ def test_a_multi_thread_device_is_profiled_in_passes(tmp_path, tiny_space, tiny_
         return results
 
     monkeypatch.setattr(profile_module, "measure_shaped", spy)
-    config = replace(QUICK, rounds=2, pass_gap=0)
+    config = replace(QUICK, rounds=6, pass_gap=0)
     prof = profile_device("cpu-2t", tiny_space, tiny_spec, n_samples=6, out_dir=tmp_path / "p", seed=0, config=config,
-                          progress=False, chunk_size=3, repeat_fraction=0, onnx_cache=tmp_path / "onnx")
+                          progress=False, chunk_size=3, repeat_fraction=0, onnx_cache=tmp_path / "onnx", blocks=True)
+    subnets, blocks = calls[:6], calls[6:]
     assert config.passes_for(2) == 3
-    assert [(len(files), rounds, passes) for files, rounds, passes, _ in calls] == [(3, 2, 1)] * 6
-    assert [c[0] for c in calls[2:4]] == [c[0] for c in calls[:2]] == [c[0] for c in calls[4:]]
-    assert calls[0][0] != calls[1][0]
-    by_pass = [calls[0][3] + calls[1][3], calls[2][3] + calls[3][3], calls[4][3] + calls[5][3]]
+    assert [(len(files), rounds, passes) for files, rounds, passes, _ in subnets] == [(3, 6, 1)] * 6
+    assert [c[0] for c in subnets[2:4]] == [c[0] for c in subnets[:2]] == [c[0] for c in subnets[4:]]
+    assert subnets[0][0] != subnets[1][0]
+    by_pass = [subnets[0][3] + subnets[1][3], subnets[2][3] + subnets[3][3], subnets[4][3] + subnets[5][3]]
     stored = [list(r) for r in prof.table["raw_ms"]]
     assert stored == [[t for m in ms for t in m.raw_ms] for ms in zip(*by_pass)]
     assert np.allclose(prof.latency("min_ms"), [min(m.min_ms for m in ms) for ms in zip(*by_pass)])
+    n_blocks = len(block_keys(tiny_space))
+    assert len(prof.blocks) == n_blocks and sum(len(c[0]) for c in blocks) == 3 * n_blocks
+    assert {(rounds, passes) for _, rounds, passes, _ in blocks} == {(2, 1)}  # 6 rounds shared out over 3 passes
+    n = len(blocks) // 3  # calls per pass
+    per_pass = [[m for c in blocks[p * n : (p + 1) * n] for m in c[3]] for p in range(3)]
+    assert np.allclose([min(r) for r in prof.blocks["raw_ms"]], [min(m.min_ms for m in ms) for ms in zip(*per_pass)])
