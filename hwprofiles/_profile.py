@@ -267,6 +267,25 @@ def _progress(enabled: bool) -> Iterator[Callable[..., Any]]:
         yield add
 
 
+def _chunks_in_passes(bounds: Sequence[tuple[int, int]], passes: int, gap: float) -> Iterator[tuple[int, int, int]]:
+    """(pass, start, end) of every chunk of every pass, the passes one after another and at least
+    `gap` seconds apart from start to start (hwprofiles._protocol, step 5)."""
+    started = 0.0
+    for p in range(passes):
+        if p:
+            wait_for_gap(started, gap, time.monotonic(), time.sleep)
+        started = time.monotonic()
+        for start, end in bounds:
+            yield p, start, end
+
+
+def _bounds(n: int, size: int, *, equal: bool = False) -> list[tuple[int, int]]:
+    """(start, end) of chunks of at most `size` of n items; `equal`: all of (nearly) one size."""
+    if not equal:
+        return [(i, min(i + size, n)) for i in range(0, n, size)]
+    return [(int(idx[0]), int(idx[-1]) + 1) for idx in np.array_split(np.arange(n), -(-n // size))]
+
+
 def _repeat_subset(archs: Sequence[Arch], fraction: float) -> list[Arch]:
     if fraction <= 0 or len(archs) < 2:
         return []
@@ -346,32 +365,25 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
             # judges a chunk's rounds against each other, and a chunk of a few models measured in
             # seconds can fall wholly inside a slow phase (end_to_end_run23: its last 5 subnets
             # measured 23-32% slow, every other one within 1.3% of the run before).
-            n_chunks = -(-len(todo) // chunk_size)
-            starts = [int(idx[0]) for idx in np.array_split(np.arange(len(todo)), n_chunks)]
             parts: dict[Arch, list[Measurement]] = {}
             first_row = len(rows)
-            for p in range(passes):  # every chunk once per pass, the passes one after another
-                if p:
-                    wait_for_gap(started, config.pass_gap, time.monotonic(), time.sleep)
-                started = time.monotonic()
-                for start, end in zip(starts, [*starts[1:], len(todo)]):
-                    t0 = time.perf_counter()
-                    chunk, at = todo[start:end], first_row + start
-                    models = (helper.models(supernet(), chunk, device, folder) if helper is not None and p == 0
-                              else [model_for(supernet(), a, device, folder) for a in chunk])
-                    results = measure_shaped(models, device, [shape] * len(models), single,
-                                             seed=seed + at + 100_003 * p)
-                    for a, m in zip(chunk, results):
-                        parts.setdefault(a, []).append(m)
-                    pooled = [Measurement.pooled(parts[a], threshold=config.spread_threshold) for a in chunk]
-                    rows[at : at + len(chunk)] = [arch_row(a, space, m) for a, m in zip(chunk, pooled)]
-                    write_parquet_atomic(out_dir / TABLE, _frame(rows, TABLE_COLUMNS))
-                    if not onnx_cache and p == passes - 1:  # repeated subnets keep theirs for a second measurement
-                        for a, m in zip(chunk, models):
-                            if isinstance(m, Path) and a not in keep:
-                                m.unlink(missing_ok=True)
-                    save_meta("subnets", t0)
-                    advance(len(chunk))
+            for p, start, end in _chunks_in_passes(_bounds(len(todo), chunk_size, equal=True), passes, config.pass_gap):
+                t0 = time.perf_counter()
+                chunk, at = todo[start:end], first_row + start
+                models = (helper.models(supernet(), chunk, device, folder) if helper is not None and p == 0
+                          else [model_for(supernet(), a, device, folder) for a in chunk])
+                results = measure_shaped(models, device, [shape] * len(models), single, seed=seed + at + 100_003 * p)
+                for a, m in zip(chunk, results):
+                    parts.setdefault(a, []).append(m)
+                pooled = [Measurement.pooled(parts[a], threshold=config.spread_threshold) for a in chunk]
+                rows[at : at + len(chunk)] = [arch_row(a, space, m) for a, m in zip(chunk, pooled)]
+                write_parquet_atomic(out_dir / TABLE, _frame(rows, TABLE_COLUMNS))
+                if not onnx_cache and p == passes - 1:  # repeated subnets keep theirs for a second measurement
+                    for a, m in zip(chunk, models):
+                        if isinstance(m, Path) and a not in keep:
+                            m.unlink(missing_ok=True)
+                save_meta("subnets", t0)
+                advance(len(chunk))
         if todo_blocks:
             # Blocks run in microseconds: a reference probe that short is too noisy to judge a round
             # by, and the gate's retries made block profiling slower than the 60 s it may take
@@ -385,38 +397,33 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
             block_config = replace(config, gate=0, passes=1, rounds=max(1, config.rounds // block_passes))
             advance = add(f"blocks of {device.name}", len(todo_blocks) * block_passes)
             measured: dict[BlockKey, list[Measurement]] = {}
-            for p in range(block_passes):
-                for i in range(0, len(todo_blocks), chunk_size):
-                    t0 = time.perf_counter()
-                    chunk = todo_blocks[i : i + chunk_size]
-                    built = [block_model_for(supernet(), k, device, folder) for k in chunk]
-                    shapes = [(device.batch, *example) for _, example in built]
-                    results = measure_shaped([m for m, _ in built], device, shapes, block_config,
-                                             seed=seed + 7 + i + 100_003 * p)
-                    for k, m in zip(chunk, results):
-                        measured.setdefault(k, []).append(m)
-                    if p == block_passes - 1:
-                        block_rows += [_block_row(k, Measurement.pooled(measured[k], threshold=config.spread_threshold))
-                                       for k in chunk]
-                        write_parquet_atomic(out_dir / BLOCKS, pd.DataFrame(block_rows))
-                    save_meta("blocks", t0)
-                    advance(len(chunk))
+            for p, start, end in _chunks_in_passes(_bounds(len(todo_blocks), chunk_size), block_passes, 0.0):
+                t0 = time.perf_counter()
+                chunk = todo_blocks[start:end]
+                built = [block_model_for(supernet(), k, device, folder) for k in chunk]
+                shapes = [(device.batch, *example) for _, example in built]
+                results = measure_shaped([m for m, _ in built], device, shapes, block_config,
+                                         seed=seed + 7 + start + 100_003 * p)
+                for k, m in zip(chunk, results):
+                    measured.setdefault(k, []).append(m)
+                if p == block_passes - 1:
+                    block_rows += [_block_row(k, Measurement.pooled(measured[k], threshold=config.spread_threshold))
+                                   for k in chunk]
+                    write_parquet_atomic(out_dir / BLOCKS, pd.DataFrame(block_rows))
+                save_meta("blocks", t0)
+                advance(len(chunk))
         if todo_repeat:
             advance = add(f"repeatability of {device.name}", len(todo_repeat) * passes)
             t0 = time.perf_counter()
             again: dict[Arch, list[Measurement]] = {}
-            for p in range(passes):
-                if p:
-                    wait_for_gap(started, config.pass_gap, time.monotonic(), time.sleep)
-                started = time.monotonic()
-                for i in range(0, len(todo_repeat), chunk_size):
-                    chunk = todo_repeat[i : i + chunk_size]
-                    models = [model_for(supernet(), a, device, folder) for a in chunk]
-                    results = measure_shaped(models, device, [shape] * len(models), single,
-                                             seed=seed + 10_007 + i + 100_003 * p)
-                    for a, m in zip(chunk, results):
-                        again.setdefault(a, []).append(m)
-                    advance(len(chunk))
+            for p, start, end in _chunks_in_passes(_bounds(len(todo_repeat), chunk_size), passes, config.pass_gap):
+                chunk = todo_repeat[start:end]
+                models = [model_for(supernet(), a, device, folder) for a in chunk]
+                results = measure_shaped(models, device, [shape] * len(models), single,
+                                         seed=seed + 10_007 + start + 100_003 * p)
+                for a, m in zip(chunk, results):
+                    again.setdefault(a, []).append(m)
+                advance(len(chunk))
             for a in todo_repeat:
                 m = Measurement.pooled(again[a], threshold=config.spread_threshold)
                 repeat_rows.append({"arch": a.to_json(), "repeat_median_ms": m.median_ms, "repeat_min_ms": m.min_ms,
