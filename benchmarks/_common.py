@@ -1,5 +1,5 @@
-"""What the benchmarks that run `hwnas` end to end share: the command, a timed run with the
-machine and its load around it, stage times, and the load line for a copied report."""
+"""What the benchmarks share: the command, a timed run with the machine and its load around it,
+stage times, the load line for a copied report, and the latency benchmarks' held-out subnets."""
 
 from __future__ import annotations
 
@@ -53,3 +53,18 @@ def with_load_line(report_md: str, result: dict[str, Any]) -> str:
     line = (f"Measured by `{result['command']}` on {m.get('cpu_model')}, {m.get('cpu_count')} cores: load average "
             f"{result['load_average_at_start'][0]:.2f} at the start, {result['load_average_at_end'][0]:.2f} at the end.")
     return report_md.replace("\n", f"\n\n{line}\n", 1)
+
+
+def held_out_split(space: Any, total: int, held_out: int, seed: int) -> tuple[list, Any, Any]:
+    """The latency benchmarks' subnets: `sample_profile_archs(space, total, seed)`, the indices of
+    `held_out` random ones (never the coverage subnets) and of the rest, coverage first."""
+    import numpy as np
+
+    from hwprofiles import coverage_archs, sample_profile_archs
+
+    archs = sample_profile_archs(space, total, seed)
+    n_cover = len(coverage_archs(space, seed))
+    test_idx = np.sort(np.random.default_rng(seed + 1).permutation(np.arange(n_cover, total))[:held_out])
+    held = set(test_idx.tolist())
+    train_idx = np.array([i for i in range(total) if i not in held])
+    return archs, train_idx, test_idx

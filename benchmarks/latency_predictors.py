@@ -39,13 +39,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hwprofiles import (DeviceSpec, MeasureConfig, coverage_archs, fingerprint, get_device, profile_device,
-                        sample_profile_archs)
+from hwprofiles import DeviceSpec, MeasureConfig, coverage_archs, fingerprint, get_device, profile_device
 from predictors import (DEFAULT_NAMES, FeatureSchema, adaptation_archs, block_costs_of, build_latency_predictor,
                         compare_predictors, kendall_tau, latency_metrics, within)
 from supernet import DEFAULT_SPACE
 from runners.config import DEFAULT_TASK
 from supernet.tasks import get_task
+
+from _common import held_out_split
 
 HERE = Path(__file__).resolve().parent
 
@@ -92,12 +93,8 @@ def main() -> None:
     print(f"load average {os.getloadavg()}", flush=True)
 
     # ------------------------------------------------------------------ profile cpu
-    archs = sample_profile_archs(space, args.total, seed)
+    archs, train_idx, test_idx = held_out_split(space, args.total, args.held_out, seed)  # coverage first
     n_cover = len(coverage_archs(space, seed))
-    rng = np.random.default_rng(seed + 1)
-    random_idx = rng.permutation(np.arange(n_cover, args.total))
-    test_idx = np.sort(random_idx[: args.held_out])
-    train_idx = np.array([i for i in range(args.total) if i not in set(test_idx)])  # coverage first
     cpu = profile_device("cpu", space, spec, n_samples=args.total, out_dir=work / "cpu", seed=seed, blocks=args.blocks,
                          config=config, onnx_cache=cache, repeat_fraction=0.1, progress=True)
     pos = {a: i for i, a in enumerate(cpu.table["arch"])}

@@ -29,21 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from hwprofiles import MeasureConfig, Profile, coverage_archs, fingerprint, get_device, profile_device
-from hwprofiles import sample_profile_archs
+from hwprofiles import MeasureConfig, Profile, fingerprint, get_device, profile_device
 from runners.config import DEFAULT_TASK
 from supernet import DEFAULT_SPACE
 from supernet.tasks import get_task
 
+from _common import held_out_split
+
 RESULTS = Path(__file__).parent / "results"
-
-
-def held_out(total: int = 500, n: int = 100, seed: int = 0) -> list:
-    """benchmarks/latency_predictors.py's held-out subnets (its --total, --held-out and --seed)."""
-    archs = sample_profile_archs(DEFAULT_SPACE, total, seed)
-    n_cover = len(coverage_archs(DEFAULT_SPACE, seed))
-    idx = np.sort(np.random.default_rng(seed + 1).permutation(np.arange(n_cover, total))[:n])
-    return [archs[i] for i in idx]
 
 
 def agreement(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
@@ -75,7 +68,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--note", default="", help="a paragraph for the report (how earlier folders were measured)")
     args = parser.parse_args()
-    device, archs = get_device(args.device), held_out()
+    device = get_device(args.device)
+    all_archs, _, test_idx = held_out_split(DEFAULT_SPACE, 500, 100, 0)  # latency_predictors' defaults
+    archs = [all_archs[i] for i in test_idx]
     onnx = args.work / "onnx"
     args.work.mkdir(parents=True, exist_ok=True)
     report = {"device": device.to_dict(), "machine": fingerprint(), "n": len(archs), "load_at_start": os.getloadavg(),

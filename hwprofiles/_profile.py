@@ -33,7 +33,7 @@ from ._backends import backend_unavailable_reason
 from ._device import DeviceSpec, get_device
 from ._measure import measure_shaped
 from ._models import BlockKey, ExportHelper, block_keys, block_model_for, deploy_spec, model_for
-from ._protocol import MeasureConfig, Measurement, compare_fingerprints, fingerprint, wait_for_gap
+from ._protocol import MeasureConfig, Measurement, chunks_in_passes, compare_fingerprints, fingerprint
 from ._sampling import sample_profile_archs
 
 SCHEMA_VERSION = 1
@@ -267,18 +267,6 @@ def _progress(enabled: bool) -> Iterator[Callable[..., Any]]:
         yield add
 
 
-def _chunks_in_passes(bounds: Sequence[tuple[int, int]], passes: int, gap: float) -> Iterator[tuple[int, int, int]]:
-    """(pass, start, end) of every chunk of every pass, the passes one after another and at least
-    `gap` seconds apart from start to start (hwprofiles._protocol, step 5)."""
-    started = 0.0
-    for p in range(passes):
-        if p:
-            wait_for_gap(started, gap, time.monotonic(), time.sleep)
-        started = time.monotonic()
-        for start, end in bounds:
-            yield p, start, end
-
-
 def _bounds(n: int, size: int, *, equal: bool = False) -> list[tuple[int, int]]:
     """(start, end) of chunks of at most `size` of n items; `equal`: all of (nearly) one size."""
     if not equal:
@@ -367,7 +355,7 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
             # measured 23-32% slow, every other one within 1.3% of the run before).
             parts: dict[Arch, list[Measurement]] = {}
             first_row = len(rows)
-            for p, start, end in _chunks_in_passes(_bounds(len(todo), chunk_size, equal=True), passes, config.pass_gap):
+            for p, start, end in chunks_in_passes(_bounds(len(todo), chunk_size, equal=True), passes, config.pass_gap):
                 t0 = time.perf_counter()
                 chunk, at = todo[start:end], first_row + start
                 models = (helper.models(supernet(), chunk, device, folder) if helper is not None and p == 0
@@ -397,7 +385,7 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
             block_config = replace(config, gate=0, passes=1, rounds=max(1, config.rounds // block_passes))
             advance = add(f"blocks of {device.name}", len(todo_blocks) * block_passes)
             measured: dict[BlockKey, list[Measurement]] = {}
-            for p, start, end in _chunks_in_passes(_bounds(len(todo_blocks), chunk_size), block_passes, 0.0):
+            for p, start, end in chunks_in_passes(_bounds(len(todo_blocks), chunk_size), block_passes, 0.0):
                 t0 = time.perf_counter()
                 chunk = todo_blocks[start:end]
                 built = [block_model_for(supernet(), k, device, folder) for k in chunk]
@@ -416,7 +404,7 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
             advance = add(f"repeatability of {device.name}", len(todo_repeat) * passes)
             t0 = time.perf_counter()
             again: dict[Arch, list[Measurement]] = {}
-            for p, start, end in _chunks_in_passes(_bounds(len(todo_repeat), chunk_size), passes, config.pass_gap):
+            for p, start, end in chunks_in_passes(_bounds(len(todo_repeat), chunk_size), passes, config.pass_gap):
                 chunk = todo_repeat[start:end]
                 models = [model_for(supernet(), a, device, folder) for a in chunk]
                 results = measure_shaped(models, device, [shape] * len(models), single,

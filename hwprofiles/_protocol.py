@@ -45,13 +45,13 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 __all__ = [
-    "MeasureConfig", "Measurement", "PRESETS", "compare_fingerprints", "example_input", "fingerprint",
-    "interleaved_rounds", "measure_runs", "ort_runner", "time_runs",
+    "MeasureConfig", "Measurement", "PRESETS", "chunks_in_passes", "compare_fingerprints", "example_input",
+    "fingerprint", "interleaved_rounds", "measure_runs", "ort_runner", "time_runs",
 ]
 
 Clock = Callable[[], int]  # nanoseconds, monotonic
@@ -274,10 +274,18 @@ def _one_pass(runs: Sequence[Callable[[], Any]], config: MeasureConfig, rng: np.
     return results, gate
 
 
-def wait_for_gap(started: float, gap: float, now: float, sleep: Callable[[float], Any]) -> None:
-    """Sleep until `gap` seconds have passed since `started` (`now`: the time now, same clock)."""
-    if now - started < gap:
-        sleep(gap - (now - started))
+def chunks_in_passes(bounds: Sequence[tuple[int, int]], passes: int, gap: float, *,
+                     now: Callable[[], float] = time.monotonic,
+                     sleep: Callable[[float], Any] = time.sleep) -> Iterator[tuple[int, int, int]]:
+    """(pass, start, end) of every chunk `bounds` (start, end) of a list, once per pass, the passes
+    one after another and at least `gap` seconds apart from start to start (step 5; `now`: seconds)."""
+    started = 0.0
+    for p in range(passes):
+        if p and now() - started < gap:
+            sleep(gap - (now() - started))
+        started = now()
+        for start, end in bounds:
+            yield p, start, end
 
 
 def measure_runs(runs: Sequence[Callable[[], Any]], config: MeasureConfig, *, seed: int | np.random.Generator = 0,
@@ -289,10 +297,8 @@ def measure_runs(runs: Sequence[Callable[[], Any]], config: MeasureConfig, *, se
         return []
     rng = np.random.default_rng(seed)
     gate, passes, single = None, [], config.one_pass()
-    for p in range(config.passes_for(threads)):
-        if p:
-            wait_for_gap(started, config.pass_gap, clock() / 1e9, sleep)
-        started = clock() / 1e9
+    for _ in chunks_in_passes([(0, len(runs))], config.passes_for(threads), config.pass_gap,
+                              now=lambda: clock() / 1e9, sleep=sleep):
         results, gate = _one_pass(runs, single, rng, gate, clock, sleep)
         passes.append(results)
     if len(passes) == 1:

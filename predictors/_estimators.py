@@ -301,6 +301,11 @@ class HybridPredictor(Estimator):
         self.n_features_in_ = X.shape[1]
         return self
 
+    @property
+    def outliers_(self) -> list[int]:
+        """The rows its lookup table set aside (`LookupTablePredictor.fit`)."""
+        return self.lut_.outliers_
+
     def predict(self, X: np.ndarray) -> np.ndarray:
         X = self._check_predict(X)
         base = self.lut_.predict(X[:, : self.n_lut_columns])

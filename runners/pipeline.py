@@ -280,10 +280,10 @@ def stage_fit(state: RunState, echo: Echo) -> str:
         echo(table.to_string(index=False))
         lines.append(f"kept '{best.name}'" + (f" for '{name}'" if len(units) > 1 else "")
                      + f" (fitted to {c.profile.target})")
-        lut = getattr(best.estimator, "lut_", best.estimator)  # the lookup table, alone or under a hybrid
-        if getattr(lut, "outliers_", None):
-            lines.append(f"{len(lut.outliers_)} profiled subnet(s) set aside as outliers of the lookup table "
-                         f"(rows {lut.outliers_} of {unit / 'profile'})")
+        outliers = getattr(best.estimator, "outliers_", None)  # a lookup table's, alone or under a hybrid
+        if outliers:
+            lines.append(f"{len(outliers)} profiled subnet(s) set aside as outliers of the lookup table "
+                         f"(rows {outliers} of {unit / 'profile'})")
     if c.profile.adapt_from is not None:
         from predictors import adapt_predictor
 
