@@ -38,6 +38,7 @@ from ._sampling import sample_profile_archs
 
 SCHEMA_VERSION = 1
 META, TABLE, BLOCKS, REPEAT = "profile.json", "measurements.parquet", "blocks.parquet", "repeat.parquet"
+_BLOCK_PASSES = 4  # passes over the blocks of a multi-thread device (profile_device)
 TARGETS = ("median_ms", "min_ms")  # statistics a predictor can be fitted to
 # The statistic fitted when none is named: the fastest timed run. On shared or virtual
 # machines the median drifts with the neighbours' load while the fastest run repeats
@@ -376,19 +377,26 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
             # Blocks run in microseconds: a reference probe that short is too noisy to judge a round
             # by, and the gate's retries made block profiling slower than the 60 s it may take
             # (cpu-2t, 168 blocks: 74 s with the gate, 58 s without, 45 s with the former 3 rounds).
-            # Several threads: the rounds shared out over three passes (2 each of 6), back to back,
-            # each block's fastest run the fastest of its passes; about the time of one pass (cpu-2t:
-            # 70-72 s against 62 s), and adapted predictors into cpu-2t from four sources came out
-            # within ±10% for 80-100% of the held-out subnets against 67-98% with one pass
-            # (benchmarks/results/latency_predictors_cpu2t_passes.md).
-            block_passes = passes if passes == 1 else 3
-            block_config = replace(config, gate=0, passes=1, rounds=max(1, config.rounds // block_passes))
+            # Several threads: a block's cost is the fastest run of fresh sessions in four passes of a
+            # third of the rounds each, back to back, without the spread re-measurement (only the
+            # fastest run is used, and at microseconds nearly every block's spread is wide, so it
+            # doubled the runs). A slow state belongs to a session, so more fresh sessions beat more
+            # runs per session. cpu-2t, 168 blocks: 54-57 s measuring (plus 15 s exporting), two
+            # measurements 98-99% within ±10% of each other, and predictors adapted into cpu-2t from
+            # four sources 0.97-1.00 within ±10%; three passes re-measured: 56-69 s, 91-96%, 0.82-0.99
+            # (benchmarks/results/block_passes.md).
+            block_passes, block_config = 1, replace(config, gate=0, passes=1)
+            if passes > 1:
+                block_passes = _BLOCK_PASSES
+                block_config = replace(block_config, rounds=max(1, config.rounds // 3), repeats=0)
             advance = add(f"blocks of {device.name}", len(todo_blocks) * block_passes)
             measured: dict[BlockKey, list[Measurement]] = {}
             for p, start, end in chunks_in_passes(_bounds(len(todo_blocks), chunk_size), block_passes, 0.0):
                 t0 = time.perf_counter()
                 chunk = todo_blocks[start:end]
                 built = [block_model_for(supernet(), k, device, folder) for k in chunk]
+                save_meta("block_export", t0)  # ONNX files, written once: the host's work, not the device's
+                t0 = time.perf_counter()
                 shapes = [(device.batch, *example) for _, example in built]
                 results = measure_shaped([m for m, _ in built], device, shapes, block_config,
                                          seed=seed + 7 + start + 100_003 * p)

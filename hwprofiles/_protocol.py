@@ -29,8 +29,8 @@ For a list of loaded models (zero-argument callables that run one inference each
    (benchmarks/results/measure_passes.md). A multi-thread device is therefore measured in three
    full passes by default (three times the runs, plus the gaps on a short list); one thread
    keeps one pass, since its slow phases hit every model alike, which the gate catches. A
-   profile's blocks take three passes of a third of the rounds each, back to back, about the
-   time of one pass (`hwprofiles.profile_device`).
+   profile's blocks take four passes of a third of the rounds each, back to back, without the
+   spread re-measurement (`hwprofiles.profile_device`).
 
 Timing uses `time.perf_counter_ns` around each single run; the loop adds well under a
 microsecond per run, small against the 0.05-2 ms of the models measured here.

@@ -133,6 +133,7 @@ def adapt_predictor(source: "LatencyPredictor", device: DeviceSpec | str, *, sam
                        "adaptation": {"k": len(y), "blocks": len(block_costs_of(profile, target)) if blocks else 0,
                                       "subnet_seconds": float(seconds.get("subnets", 0.0)),
                                       "block_seconds": float(seconds.get("blocks", 0.0)),
+                                      "block_export_seconds": float(seconds.get("block_export", 0.0)),
                                       "leave_one_out": latency_metrics(y, loo) if len(y) >= 3 else None,
                                       "shrinkage": adapted.estimator.shrinkage,
                                       "residual_alpha": getattr(adapted.estimator, "alpha_", None)}}

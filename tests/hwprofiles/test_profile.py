@@ -183,24 +183,24 @@ def test_profile_with_an_export_helper(tmp_path, tiny_space, tiny_spec):
 
 def test_a_multi_thread_device_is_profiled_in_passes(tmp_path, tiny_space, tiny_spec, monkeypatch):
     """Every chunk is measured once per pass, all chunks of a pass before the next pass, each pass with
-    every round; each stored row holds the timed runs of all its passes. Blocks: three passes with
-    the rounds shared out."""
+    every round; each stored row holds the timed runs of all its passes. Blocks: four passes of a third
+    of the rounds, without the spread re-measurement; their export timed apart from their measuring."""
     import hwprofiles._profile as profile_module
 
     calls, real = [], profile_module.measure_shaped
 
     def spy(models, device, shapes, config, *, seed):
         results = real(models, device, shapes, config, seed=seed)
-        calls.append(([str(m) for m in models], config.rounds, config.passes, results))
+        calls.append(([str(m) for m in models], config.rounds, config.passes, results, config.repeats))
         return results
 
     monkeypatch.setattr(profile_module, "measure_shaped", spy)
-    config = replace(QUICK, rounds=6, pass_gap=0)
+    config = replace(QUICK, rounds=6, pass_gap=0, repeats=1)
     prof = profile_device("cpu-2t", tiny_space, tiny_spec, n_samples=6, out_dir=tmp_path / "p", seed=0, config=config,
                           progress=False, chunk_size=3, repeat_fraction=0, onnx_cache=tmp_path / "onnx", blocks=True)
     subnets, blocks = calls[:6], calls[6:]
     assert config.passes_for(2) == 3
-    assert [(len(files), rounds, passes) for files, rounds, passes, _ in subnets] == [(3, 6, 1)] * 6
+    assert [(len(c[0]), c[1], c[2], c[4]) for c in subnets] == [(3, 6, 1, 1)] * 6
     assert [c[0] for c in subnets[2:4]] == [c[0] for c in subnets[:2]] == [c[0] for c in subnets[4:]]
     assert subnets[0][0] != subnets[1][0]
     by_pass = [subnets[0][3] + subnets[1][3], subnets[2][3] + subnets[3][3], subnets[4][3] + subnets[5][3]]
@@ -208,8 +208,9 @@ def test_a_multi_thread_device_is_profiled_in_passes(tmp_path, tiny_space, tiny_
     assert stored == [[t for m in ms for t in m.raw_ms] for ms in zip(*by_pass)]
     assert np.allclose(prof.latency("min_ms"), [min(m.min_ms for m in ms) for ms in zip(*by_pass)])
     n_blocks = len(block_keys(tiny_space))
-    assert len(prof.blocks) == n_blocks and sum(len(c[0]) for c in blocks) == 3 * n_blocks
-    assert {(rounds, passes) for _, rounds, passes, _ in blocks} == {(2, 1)}  # 6 rounds shared out over 3 passes
-    n = len(blocks) // 3  # calls per pass
-    per_pass = [[m for c in blocks[p * n : (p + 1) * n] for m in c[3]] for p in range(3)]
+    assert len(prof.blocks) == n_blocks and sum(len(c[0]) for c in blocks) == 4 * n_blocks
+    assert {(c[1], c[2], c[4]) for c in blocks} == {(2, 1, 0)}  # a third of the 6 rounds, no re-measurement
+    n = len(blocks) // 4  # calls per pass
+    per_pass = [[m for c in blocks[p * n : (p + 1) * n] for m in c[3]] for p in range(4)]
     assert np.allclose([min(r) for r in prof.blocks["raw_ms"]], [min(m.min_ms for m in ms) for ms in zip(*per_pass)])
+    assert prof.meta["seconds"]["block_export"] > 0 and prof.meta["seconds"]["blocks"] > 0

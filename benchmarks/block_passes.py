@@ -1,0 +1,170 @@
+"""How a multi-thread device's blocks are measured, and what that does to predictors adapted into it.
+
+The blocks of `--device` (168 of the default space) are measured `--repeats` times with each
+protocol, the protocols taking turns:
+- "four passes": `hwprofiles.profile_device` as it is (four passes of a third of the rounds,
+  back to back, no spread re-measurement);
+- "three passes, re-measured": the protocol before it, rebuilt here from the same parts
+  (three passes of a third of the rounds, a block whose spread is wide measured again).
+Both take each block's fastest run over all passes, and both export the ONNX files afresh.
+
+Each measurement then serves as the block costs of predictors adapted into the device from
+every `--sources` profile, with the k = 20 subnets `predictors.adaptation_archs` picks, as in
+benchmarks/latency_predictors.py: run that first with the same `--work` folder, which holds the
+device's and the sources' profiles (their held-out subnets and the picks measured on the device).
+Reported: seconds (export and measurement), the share of the held-out subnets within ±10% and
+Kendall tau of each adapted predictor, and how far two measurements of a protocol agree.
+Writes benchmarks/results/block_passes.{md,json}.
+
+    .venv/bin/python benchmarks/block_passes.py --work /tmp/hwnas-bench-lp3 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from hwprofiles import MeasureConfig, Profile, block_keys, fingerprint, profile_device
+from hwprofiles._measure import measure_shaped
+from hwprofiles._models import block_model_for, deploy_spec
+from hwprofiles._protocol import Measurement
+from predictors import FeatureSchema, adaptation_archs, block_costs_of, kendall_tau
+from runners.config import DEFAULT_TASK
+from supernet import DEFAULT_SPACE, Supernet
+from supernet.tasks import get_task
+
+from _common import held_out_split
+from latency_predictors import _full_predictor, _pair_device
+
+RESULTS = Path(__file__).parent / "results"
+K = 20
+PROTOCOLS = ("four passes", "three passes, re-measured")
+
+
+def current(device, space, spec, seed: int, folder: Path) -> tuple[dict[str, float], dict[str, float]]:
+    prof = profile_device(device, space, spec, n_samples=0, archs=[], out_dir=folder / "profile", seed=seed,
+                          blocks=True, repeat_fraction=0.0, progress=False)
+    seconds = prof.meta["seconds"]
+    return block_costs_of(prof, "min_ms"), {"export": seconds["block_export"], "measure": seconds["blocks"]}
+
+
+def previous(device, space, spec, seed: int, folder: Path, chunk: int = 25) -> tuple[dict[str, float], dict[str, float]]:
+    t0 = time.perf_counter()
+    net = Supernet(space, deploy_spec(spec, device), seed=seed)
+    keys = block_keys(space)
+    built = [block_model_for(net, k, device, folder) for k in keys]
+    t1 = time.perf_counter()
+    config = MeasureConfig()
+    config = replace(config, gate=0, passes=1, rounds=config.rounds // 3)
+    parts: list[list[Measurement]] = [[] for _ in keys]
+    for p in range(3):
+        for start in range(0, len(keys), chunk):
+            models = built[start:start + chunk]
+            results = measure_shaped([m for m, _ in models], device, [(device.batch, *e) for _, e in models], config,
+                                     seed=seed + 7 + start + 100_003 * p)
+            for i, m in enumerate(results):
+                parts[start + i].append(m)
+    costs = {k.name: float(min(m.min_ms for m in ms)) for k, ms in zip(keys, parts)}
+    return costs, {"export": t1 - t0, "measure": time.perf_counter() - t1}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, required=True, help="a benchmarks/latency_predictors.py work folder")
+    parser.add_argument("--device", default="cpu-2t")
+    parser.add_argument("--sources", default="cpu,torch-cpu,cpu-b4,cpu-s64")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--total", type=int, default=500)
+    parser.add_argument("--held-out", type=int, default=100)
+    parser.add_argument("--pair-train", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    space, spec = DEFAULT_SPACE, get_task(DEFAULT_TASK).spec
+    schema = FeatureSchema(space, spec)
+    archs, train_idx, test_idx = held_out_split(space, args.total, args.held_out, args.seed)
+    train, test = [archs[i] for i in train_idx[: args.pair_train]], [archs[i] for i in test_idx]
+    device = _pair_device(args.device, args.work)
+    target = Profile.load(args.work / args.device)
+    on_target = dict(zip(target.table["arch"], target.latency("min_ms")))
+    y_test = np.array([on_target[a.to_json()] for a in test])
+    sources = {}
+    for name in args.sources.split(","):
+        prof = Profile.load(args.work / name)
+        got = dict(zip(prof.table["arch"], prof.latency("min_ms")))
+        full = _full_predictor(schema, _pair_device(name, args.work), train,
+                               np.array([got[a.to_json()] for a in train]), args.seed)
+        picks = adaptation_archs(full, K, seed=args.seed)
+        sources[name] = (full, picks, np.array([on_target[a.to_json()] for a in picks]))
+
+    report = {"device": device.to_dict(), "machine": fingerprint(), "k": K, "n_held_out": len(test),
+              "work": str(args.work), "load_at_start": os.getloadavg(), "measurements": []}
+    print(f"load average at the start {os.getloadavg()[0]:.2f}", flush=True)
+    for r in range(args.repeats):
+        order = PROTOCOLS if r % 2 == 0 else PROTOCOLS[::-1]
+        for protocol in order:
+            load0, started = os.getloadavg()[0], time.strftime("%H:%M:%S", time.gmtime())
+            with tempfile.TemporaryDirectory(prefix="hwnas-blocks-") as folder:
+                measure = current if protocol == PROTOCOLS[0] else previous
+                costs, seconds = measure(device, space, spec, args.seed, Path(folder))
+            row = {"protocol": protocol, "repeat": r, "started_utc": started, "load_at_start": load0,
+                   "load_at_end": os.getloadavg()[0], "seconds": seconds, "costs": costs, "pairs": {}}
+            for name, (full, picks, y_picks) in sources.items():
+                pred = full.adapt(picks, y_picks, device, block_costs=costs, seed=args.seed).predict_archs(test)
+                row["pairs"][name] = {"within_10": float(np.mean(np.abs(pred / y_test - 1) <= 0.10)),
+                                      "kendall_tau": float(kendall_tau(y_test, pred))}
+            report["measurements"].append(row)
+            cells = ", ".join(f"{n} {v['within_10']:.2f}" for n, v in row["pairs"].items())
+            print(f"{protocol} #{r}: export {seconds['export']:.0f} s, measure {seconds['measure']:.0f} s; {cells}",
+                  flush=True)
+    report["agreement"] = {}
+    for protocol in PROTOCOLS:
+        runs = [m["costs"] for m in report["measurements"] if m["protocol"] == protocol]
+        shares = [float(np.mean([abs(b[n] / a[n] - 1) <= 0.10 for n in a])) for a, b in itertools.combinations(runs, 2)]
+        report["agreement"][protocol] = shares
+    report["load_at_end"] = os.getloadavg()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "block_passes.json").write_text(json.dumps(report, indent=1))
+    (args.out / "block_passes.md").write_text(markdown(report, sources))
+
+
+def markdown(r: dict, sources: dict) -> str:
+    names = list(sources)
+    lines = [f"# Block measurement on {r['device']['name']}: passes and adapted predictors",
+             "", "Written by `benchmarks/block_passes.py` (see its docstring for the protocols).",
+             f"Machine: {r['machine']['cpu_model']}, {r['machine']['cpu_count']} logical cores, onnxruntime "
+             f"{r['machine']['onnxruntime']}. Load average (1 min) "
+             f"{r['load_at_start'][0]:.2f} at the start and {r['load_at_end'][0]:.2f} at the end; nothing else ran. "
+             "Two intra-op threads push the load above 2 while measuring: the process's own spinning "
+             "onnxruntime workers, one per loaded session.",
+             f"Adapted predictors: k = {r['k']} subnets picked per source and measured on the device, scored on "
+             f"{r['n_held_out']} held-out subnets measured there (work folder {r['work']}). "
+             "Cells: share within ±10% / Kendall tau; the goal is >= 0.95 / >= 0.90.", "",
+             "| protocol | # | started (UTC) | load | export s | measure s | " + " | ".join(f"{n} ->" for n in names)
+             + " |", "|---|---|---|---|---|---|" + "---|" * len(names)]
+    for m in r["measurements"]:
+        cells = " | ".join(f"{m['pairs'][n]['within_10']:.2f} / {m['pairs'][n]['kendall_tau']:.2f}" for n in names)
+        lines.append(f"| {m['protocol']} | {m['repeat']} | {m['started_utc']} | {m['load_at_start']:.2f} | "
+                     f"{m['seconds']['export']:.0f} | {m['seconds']['measure']:.0f} | {cells} |")
+    lines += ["", "| protocol | measure s (mean) | pairs meeting 0.95 | mean within ±10% per source | "
+              "blocks within ±10% between two measurements |", "|---|---|---|---|---|"]
+    for protocol, shares in r["agreement"].items():
+        ms = [m for m in r["measurements"] if m["protocol"] == protocol]
+        met = sum(m["pairs"][n]["within_10"] >= 0.95 for m in ms for n in names)
+        means = ", ".join(f"{n} {np.mean([m['pairs'][n]['within_10'] for m in ms]):.2f}" for n in names)
+        lines.append(f"| {protocol} | {np.mean([m['seconds']['measure'] for m in ms]):.0f} | {met} of "
+                     f"{len(ms) * len(names)} | {means} | {', '.join(f'{s:.2f}' for s in shares)} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
