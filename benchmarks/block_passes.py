@@ -56,7 +56,8 @@ def current(device, space, spec, seed: int, folder: Path) -> tuple[dict[str, flo
     return block_costs_of(prof, "min_ms"), {"export": seconds["block_export"], "measure": seconds["blocks"]}
 
 
-def previous(device, space, spec, seed: int, folder: Path, chunk: int = 25) -> tuple[dict[str, float], dict[str, float]]:
+def previous(device, space, spec, seed: int, folder: Path, chunk: int = 25
+             ) -> tuple[dict[str, float], dict[str, float]]:
     t0 = time.perf_counter()
     net = Supernet(space, deploy_spec(spec, device), seed=seed)
     keys = block_keys(space)

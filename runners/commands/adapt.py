@@ -59,8 +59,8 @@ def register(app: typer.Typer) -> None:
         adapted.save(out)
         info = adapted.metrics["adaptation"]
         typer.echo(f"measured {info['k']} subnets ({info['subnet_seconds']:.0f} s) and {info['blocks']} blocks "
-                   f"({info['block_seconds']:.0f} s, plus {info['block_export_seconds']:.0f} s exporting them) of '{dev.name}' "
-                   f"into {profile_dir}")
+                   f"({info['block_seconds']:.0f} s, plus {info['block_export_seconds']:.0f} s exporting them) "
+                   f"of '{dev.name}' into {profile_dir}")
         loo = info["leave_one_out"]
         if loo is not None:
             typer.echo(f"leave-one-out over the {info['k']} measurements ({adapted.target}): "
