@@ -36,7 +36,7 @@ from hwprofiles import MeasureConfig, Profile, block_keys, fingerprint, profile_
 from hwprofiles._measure import measure_shaped
 from hwprofiles._models import block_model_for, deploy_spec
 from hwprofiles._protocol import Measurement
-from predictors import FeatureSchema, adaptation_archs, block_costs_of, kendall_tau
+from predictors import FeatureSchema, adaptation_archs, block_costs_of, kendall_tau, within
 from runners.config import DEFAULT_TASK
 from supernet import DEFAULT_SPACE, Supernet
 from supernet.tasks import get_task
@@ -121,7 +121,7 @@ def main() -> None:
                    "load_at_end": os.getloadavg()[0], "seconds": seconds, "costs": costs, "pairs": {}}
             for name, (full, picks, y_picks) in sources.items():
                 pred = full.adapt(picks, y_picks, device, block_costs=costs, seed=args.seed).predict_archs(test)
-                row["pairs"][name] = {"within_10": float(np.mean(np.abs(pred / y_test - 1) <= 0.10)),
+                row["pairs"][name] = {"within_10": within(y_test, pred, 0.10),
                                       "kendall_tau": float(kendall_tau(y_test, pred))}
             report["measurements"].append(row)
             cells = ", ".join(f"{n} {v['within_10']:.2f}" for n, v in row["pairs"].items())
@@ -130,7 +130,8 @@ def main() -> None:
     report["agreement"] = {}
     for protocol in PROTOCOLS:
         runs = [m["costs"] for m in report["measurements"] if m["protocol"] == protocol]
-        shares = [float(np.mean([abs(b[n] / a[n] - 1) <= 0.10 for n in a])) for a, b in itertools.combinations(runs, 2)]
+        shares = [within(np.array(list(a.values())), np.array([b[n] for n in a]), 0.10)
+                  for a, b in itertools.combinations(runs, 2)]
         report["agreement"][protocol] = shares
     report["load_at_end"] = os.getloadavg()
     args.out.mkdir(parents=True, exist_ok=True)

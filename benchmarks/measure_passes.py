@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from hwprofiles import MeasureConfig, Profile, fingerprint, get_device, profile_device
+from predictors import within
 from runners.config import DEFAULT_TASK
 from supernet import DEFAULT_SPACE
 from supernet.tasks import get_task
@@ -40,8 +41,7 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def agreement(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    rel = np.abs(b / a - 1)
-    return {"within_10": float(np.mean(rel <= 0.10)), "within_5": float(np.mean(rel <= 0.05)),
+    return {"within_10": within(a, b, 0.10), "within_5": within(a, b, 0.05),
             "median_change": float(np.median(b / a - 1))}
 
 

@@ -33,7 +33,7 @@ from ._backends import backend_unavailable_reason
 from ._device import DeviceSpec, get_device
 from ._measure import measure_shaped
 from ._models import BlockKey, ExportHelper, block_keys, block_model_for, deploy_spec, model_for
-from ._protocol import MeasureConfig, Measurement, chunks_in_passes, compare_fingerprints, fingerprint
+from ._protocol import MeasureConfig, Measurement, chunk_bounds, chunks_in_passes, compare_fingerprints, fingerprint
 from ._sampling import sample_profile_archs
 
 SCHEMA_VERSION = 1
@@ -268,13 +268,6 @@ def _progress(enabled: bool) -> Iterator[Callable[..., Any]]:
         yield add
 
 
-def _bounds(n: int, size: int, *, equal: bool = False) -> list[tuple[int, int]]:
-    """(start, end) of chunks of at most `size` of n items; `equal`: all of (nearly) one size."""
-    if not equal:
-        return [(i, min(i + size, n)) for i in range(0, n, size)]
-    return [(int(idx[0]), int(idx[-1]) + 1) for idx in np.array_split(np.arange(n), -(-n // size))]
-
-
 def _repeat_subset(archs: Sequence[Arch], fraction: float) -> list[Arch]:
     if fraction <= 0 or len(archs) < 2:
         return []
@@ -356,7 +349,8 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
             # measured 23-32% slow, every other one within 1.3% of the run before).
             parts: dict[Arch, list[Measurement]] = {}
             first_row = len(rows)
-            for p, start, end in chunks_in_passes(_bounds(len(todo), chunk_size, equal=True), passes, config.pass_gap):
+            bounds = chunk_bounds(len(todo), chunk_size, equal=True)
+            for p, start, end in chunks_in_passes(bounds, passes, config.pass_gap):
                 t0 = time.perf_counter()
                 chunk, at = todo[start:end], first_row + start
                 models = (helper.models(supernet(), chunk, device, folder) if helper is not None and p == 0
@@ -391,7 +385,7 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
                 block_config = replace(block_config, rounds=max(1, config.rounds // 3), repeats=0)
             advance = add(f"blocks of {device.name}", len(todo_blocks) * block_passes)
             measured: dict[BlockKey, list[Measurement]] = {}
-            for p, start, end in chunks_in_passes(_bounds(len(todo_blocks), chunk_size), block_passes, 0.0):
+            for p, start, end in chunks_in_passes(chunk_bounds(len(todo_blocks), chunk_size), block_passes, 0.0):
                 t0 = time.perf_counter()
                 chunk = todo_blocks[start:end]
                 built = [block_model_for(supernet(), k, device, folder) for k in chunk]
@@ -412,7 +406,7 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
             advance = add(f"repeatability of {device.name}", len(todo_repeat) * passes)
             t0 = time.perf_counter()
             again: dict[Arch, list[Measurement]] = {}
-            for p, start, end in chunks_in_passes(_bounds(len(todo_repeat), chunk_size), passes, config.pass_gap):
+            for p, start, end in chunks_in_passes(chunk_bounds(len(todo_repeat), chunk_size), passes, config.pass_gap):
                 chunk = todo_repeat[start:end]
                 models = [model_for(supernet(), a, device, folder) for a in chunk]
                 results = measure_shaped(models, device, [shape] * len(models), single,

@@ -50,8 +50,8 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 __all__ = [
-    "MeasureConfig", "Measurement", "PRESETS", "chunks_in_passes", "compare_fingerprints", "example_input",
-    "fingerprint", "interleaved_rounds", "measure_runs", "ort_runner", "time_runs",
+    "MeasureConfig", "Measurement", "PRESETS", "chunk_bounds", "chunks_in_passes", "compare_fingerprints",
+    "example_input", "fingerprint", "interleaved_rounds", "measure_runs", "ort_runner", "time_runs",
 ]
 
 Clock = Callable[[], int]  # nanoseconds, monotonic
@@ -272,6 +272,13 @@ def _one_pass(runs: Sequence[Callable[[], Any]], config: MeasureConfig, rng: np.
             best = new if new.spread < results[i].spread else results[i]
             results[i] = replace(best, attempts=attempt)
     return results, gate
+
+
+def chunk_bounds(n: int, size: int, *, equal: bool = False) -> list[tuple[int, int]]:
+    """(start, end) of chunks of at most `size` of n items; `equal`: all of (nearly) one size."""
+    if not equal:
+        return [(i, min(i + size, n)) for i in range(0, n, size)]
+    return [(int(idx[0]), int(idx[-1]) + 1) for idx in np.array_split(np.arange(n), -(-n // size))]
 
 
 def chunks_in_passes(bounds: Sequence[tuple[int, int]], passes: int, gap: float, *,

@@ -155,7 +155,6 @@ def accuracy_split(tune: dict[str, Any] | None) -> str:
     return "val" if tune is None else f"val, tuned {tune['steps']} steps at lr {tune['lr']:g}"
 
 
-
 def cli_measure_config(preset: str, passes: int, pass_gap: float):
     """The measurement protocol of a command's --preset, --passes and --pass-gap (UserInputError
     naming the option on a bad value)."""
@@ -164,6 +163,7 @@ def cli_measure_config(preset: str, passes: int, pass_gap: float):
     if not pass_gap >= 0:
         raise UserInputError(f"--pass-gap must be a non-negative number of seconds, got {pass_gap}")
     return ProfileSettings(preset=preset, passes=passes, pass_gap=pass_gap).measure_config()
+
 
 @dataclass(frozen=True)
 class SearchSettings:

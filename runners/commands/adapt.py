@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from .._errors import UserInputError, user_errors
-from ..config import DEFAULT_SEED, ProfileSettings, cli_measure_config, TaskSettings, load_space
+from ..config import DEFAULT_SEED, ProfileSettings, TaskSettings, cli_measure_config, load_space
 
 _PROFILE, _TASK = ProfileSettings(), TaskSettings()
 
