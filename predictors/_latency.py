@@ -25,6 +25,7 @@ from .features import FeatureSchema
 
 SCHEMA_VERSION = 1
 KIND = "hwnas-latency-predictor"
+_BETWEEN_GROUPS = ("quant", "quant_changes")  # the transfer residual's between-layer counts (with blocks)
 
 
 def library_versions() -> dict[str, str | None]:
@@ -105,7 +106,9 @@ class LatencyPredictor:
         ``method="transfer"`` (default, see `predictors._transfer`): this predictor as the
         prior, moved by the measurements, by `block_costs` (ms per block name, measured on
         `device`; used when they cover every block of the space) and, with `residual`, by a
-        per-component residual shrunk towards this device's cost ratios; it can re-rank.
+        per-component residual shrunk towards this device's cost ratios (with blocks, also
+        by what a model pays between its layers: int8 present, precision changes); it can
+        re-rank.
         ``method="calibrated"``: one monotone map log y = a log p + b (never re-ranks).
         """
         from ._adapt import source_component_costs
@@ -128,10 +131,14 @@ class LatencyPredictor:
         if residual:
             prior, groups = source_component_costs(self, seed=seed), (*groups, "components")
         names = self.schema.names(["blocks"])
+        between = 0
         if block_costs and all(n in block_costs for n in names):
             costs, groups = np.array([float(block_costs[n]) for n in names]), (*groups, "blocks")
+            if residual:  # what a model pays between its layers, which blocks measured alone miss
+                groups = (*groups, *_BETWEEN_GROUPS)
+                between = len(self.schema.names(_BETWEEN_GROUPS))
         estimator = TransferPredictor(base=self.estimator, n_base_columns=len(self.schema.names(self.groups)),
-                                      prior_costs=prior, block_costs=costs,
+                                      prior_costs=prior, block_costs=costs, n_between_columns=between,
                                       shrinkage=0.01 if shrinkage is None else shrinkage)
         adapted = LatencyPredictor(estimator, self.schema, groups, get_device(device), profile=meta)
         estimator.fit(adapted.features(archs), y)

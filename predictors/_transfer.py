@@ -13,8 +13,26 @@ k new-device latencies y (ms):
    s_j(x) = n_j(x) * prior_j / sum_i n_i(x) * prior_i is the share of the source latency
    that component j takes (`prior_costs`: the source device's per-component costs). d_j
    is component j's relative cost change on the new device (ridge, shrunk towards 0:
-   the source's ratios). Its penalty is chosen by leave-one-out error over `alphas`,
-   including "no residual", so with few or uninformative points it switches itself off.
+   the source's ratios). With blocks, the residual also has between-layer counts z_k(x)
+   (`n_between_columns`, the last columns of X: `hwnas adapt` gives any_int8 and the
+   number of precision changes between adjacent layers) as additive costs:
+   + sum_k c_k * z_k(x) * m / f1(x), m the median measured latency. Its penalty is chosen
+   by leave-one-out error over `alphas`, including "no residual", so with few or
+   uninformative points it switches itself off.
+
+Why the between-layer counts. Each block is measured alone, so a sum of block costs
+misses what a model pays between its layers. Over the 200 subnets of each device in
+benchmarks/results/latency_predictors_all_pairs (min_ms), a model's latency over its block
+sum on the onnxruntime devices is 0.89-0.98 for all-fp32 models, 0.97-1.05 for
+mixed-precision ones, and 1.15-1.17 for one-layer int8 models at batch 4 or sequence
+length 64. The adaptation subnets are
+mostly uniform (the extremes of the space), the held-out random subnets mostly mixed, so
+without these columns the fit on the picks did not carry to them: cpu-2t -> cpu-b4 reached
+0.94 within ±10% at k = 20. With them, offline on the same profiles: every one of the 20
+ordered pairs of cpu, cpu-2t, torch-cpu, cpu-b4 and cpu-s64 at >= 0.96 (cpu-2t -> cpu-b4
+1.00); over 72 cases (those pairs plus the four into cpu-2t with 13 other cpu-2t block
+measurements) 64 met 0.95 against 62 before, the worst 0.86 against 0.75. Counting every
+change between layers instead of precision changes only took cpu -> torch-cpu to 0.78.
 
 Why this form. Figures taken on this 2-core machine while other jobs loaded it (so noisy):
 source = a cpu predictor fitted on the 500-subnet cpu profile (min_ms); 60 subnets measured
@@ -36,7 +54,8 @@ and block sums are correlated and the penalty decides their split; at calibrated
 torch-cpu fell to 0.76 within ±10%, at 0.01 (the default) it reaches 0.95.
 
 X = [base columns (`n_base_columns`) | residual counts (len(prior_costs)) | block counts
-(len(block_costs))]; the last two parts are present only when their costs are given.
+(len(block_costs)) | between-layer counts (`n_between_columns`)]; the residual and block
+parts are present only when their costs are given.
 """
 
 from __future__ import annotations
@@ -77,26 +96,27 @@ class TransferPredictor(Estimator):
 
     def __init__(self, *, base: Estimator, n_base_columns: int,
                  prior_costs: Sequence[float] | np.ndarray | None = None,
-                 block_costs: Sequence[float] | np.ndarray | None = None, shrinkage: float = 0.01,
-                 alphas: Sequence[float] = _ALPHAS) -> None:
+                 block_costs: Sequence[float] | np.ndarray | None = None, n_between_columns: int = 0,
+                 shrinkage: float = 0.01, alphas: Sequence[float] = _ALPHAS) -> None:
         self.base, self.n_base_columns, self.prior_costs = base, n_base_columns, prior_costs
-        self.block_costs, self.shrinkage, self.alphas = block_costs, shrinkage, alphas
+        self.block_costs, self.n_between_columns = block_costs, n_between_columns
+        self.shrinkage, self.alphas = shrinkage, alphas
 
     # ------------------------------------------------------------------ parts of X
-    def _parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    def _parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray]:
         prior, blocks = _costs(self.prior_costs, "prior_costs"), _costs(self.block_costs, "block_costs")
-        nb = self.n_base_columns
+        nb, nw = self.n_base_columns, self.n_between_columns
         m = 0 if prior is None else prior.size
-        width = nb + m + (0 if blocks is None else blocks.size)
-        if X.shape[1] != width:
-            raise ValueError(f"X must have {width} columns (base {nb}, residual {m}, blocks "
-                             f"{0 if blocks is None else blocks.size}), got {X.shape[1]}")
+        nk = 0 if blocks is None else blocks.size
+        if X.shape[1] != nb + m + nk + nw:
+            raise ValueError(f"X must have {nb + m + nk + nw} columns (base {nb}, residual {m}, blocks {nk}, "
+                             f"between {nw}), got {X.shape[1]}")
         residual = None if prior is None else X[:, nb:nb + m] * prior
-        block_sum = None if blocks is None else X[:, nb + m:] @ blocks
-        return X[:, :nb], residual, block_sum
+        block_sum = None if blocks is None else X[:, nb + m:nb + m + nk] @ blocks
+        return X[:, :nb], residual, block_sum, X[:, nb + m + nk:]
 
-    def _stage1_features(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        Xb, residual, block_sum = self._parts(X)
+    def _stage1_features(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        Xb, residual, block_sum, between = self._parts(X)
         G = [np.log(self.base.predict(Xb))]
         if block_sum is not None:
             G.append(np.log(np.maximum(block_sum, _TINY_MS)))
@@ -104,7 +124,14 @@ class TransferPredictor(Estimator):
         if residual is not None:
             total = residual.sum(axis=1, keepdims=True)
             shares = residual / np.where(total > 0, total, 1.0)
-        return np.column_stack(G), shares
+        return np.column_stack(G), shares, between
+
+    def _stage2_features(self, shares: np.ndarray | None, between: np.ndarray, f1: np.ndarray) -> np.ndarray:
+        """Columns of the relative residual: component shares, then between-layer counts as a share of f1."""
+        parts = [] if shares is None else [shares]
+        if between.shape[1]:
+            parts.append(between * self.scale_ / f1[:, None])  # an additive cost, in units of the median latency
+        return np.column_stack(parts) if parts else np.zeros((len(f1), 0))
 
     # ------------------------------------------------------------------ fit / predict
     def fit(self, X: np.ndarray, y: np.ndarray) -> "TransferPredictor":
@@ -118,8 +145,11 @@ class TransferPredictor(Estimator):
         alphas = tuple(self.alphas)
         if not alphas or any(isinstance(a, bool) or not isinstance(a, (int, float)) or a <= 0 for a in alphas):
             raise ValueError(f"alphas must be a non-empty sequence of positive numbers, got {self.alphas!r}")
+        nw = self.n_between_columns
+        if isinstance(nw, bool) or not isinstance(nw, int) or nw < 0:
+            raise ValueError(f"n_between_columns must be a non-negative integer, got {nw!r}")
         X, y = self._check_xy(X, y)
-        G, shares = self._stage1_features(X)
+        G, shares, between = self._stage1_features(X)
         t = np.log(y)
         # Stage 1: ridge on centred log features, pulled towards the prior slopes.
         prior = np.array([1.0]) if G.shape[1] == 1 else np.array([0.5, 0.5])
@@ -128,14 +158,18 @@ class TransferPredictor(Estimator):
         self.slopes_ = np.linalg.solve(Gc.T @ Gc + self.shrinkage * np.eye(G.shape[1]),
                                        Gc.T @ (t - tm) + self.shrinkage * prior)
         self.offset_ = float(tm - gm @ self.slopes_)
-        # Stage 2: relative residual over component shares, penalty by leave-one-out error.
-        self.deltas_ = np.zeros(0 if shares is None else shares.shape[1])
+        # Stage 2: relative residual over component shares and between-layer counts, penalty by
+        # leave-one-out error.
+        self.scale_ = float(np.median(y))
+        f1 = np.exp(G @ self.slopes_ + self.offset_)
+        S = self._stage2_features(shares, between, f1)
+        self.deltas_ = np.zeros(S.shape[1])
         self.alpha_ = float("inf")
-        if shares is not None and len(y) >= 3:
-            r = y / np.exp(G @ self.slopes_ + self.offset_) - 1.0
+        if S.shape[1] and len(y) >= 3:
+            r = y / f1 - 1.0
             best = float(np.mean(np.minimum(np.abs(r), 1.0)))  # no residual: every point's own error
             for alpha in alphas:
-                coef, err = _loo_ridge(shares, r, float(alpha))
+                coef, err = _loo_ridge(S, r, float(alpha))
                 if err < best:
                     best, self.deltas_, self.alpha_ = err, coef, float(alpha)
         # Floor: half the fastest measurement here, at most the base's floor mapped by stage 1.
@@ -148,8 +182,9 @@ class TransferPredictor(Estimator):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         X = self._check_predict(X)
-        G, shares = self._stage1_features(X)
+        G, shares, between = self._stage1_features(X)
         out = np.exp(G @ self.slopes_ + self.offset_)
-        if shares is not None and self.deltas_.size:
-            out = out * np.maximum(1.0 + shares @ self.deltas_, 0.5)  # a residual never more than halves
+        if self.deltas_.size:
+            S = self._stage2_features(shares, between, out)
+            out = out * np.maximum(1.0 + S @ self.deltas_, 0.5)  # a residual never more than halves
         return self._clip(out)

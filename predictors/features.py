@@ -22,6 +22,10 @@ Feature groups (columns in this order within a group):
   layer_changes.md) the lookup table without it predicted the uniform baselines 3.0% too slow
   on average (the E96 four-softmax-layer ones +7% fp32, +11% int8), since the random subnets
   it is fitted on mostly change between layers and a uniform model never does;
+- ``quant_changes``: how many adjacent layers differ in precision (fp32 / int8). Blocks are
+  measured one at a time, so a sum of block costs misses what a model pays between its
+  layers; with ``quant`` this is what the ``transfer`` residual adds to it (see
+  `predictors._transfer`);
 - ``blocks``: how many times the arch uses each distinct measured block (see
   `hwprofiles.block_keys`), for a lookup table built from block measurements.
 """
@@ -36,7 +40,7 @@ import numpy as np
 from hwprofiles import arch_blocks, block_keys
 from supernet import Arch, InputSpec, SearchSpace, arch_cost
 
-GROUPS = ("global", "layers", "analytic", "components", "quant", "changes", "blocks")
+GROUPS = ("global", "layers", "analytic", "components", "quant", "changes", "quant_changes", "blocks")
 
 
 class FeatureSchema:
@@ -52,6 +56,7 @@ class FeatureSchema:
             "components": self._component_names(),
             "quant": ["any_int8"],
             "changes": ["layer_changes"],
+            "quant_changes": ["quant_changes"],
             "blocks": [k.name for k in block_keys(space)],
         }
         self._index = {g: {n: i for i, n in enumerate(names)} for g, names in self._names.items()}
@@ -114,6 +119,8 @@ class FeatureSchema:
             v[0] = sum((a.attention != b.attention) + (a.quant != b.quant)
                        + ((a.heads, a.ffn_ratio) != (b.heads, b.ffn_ratio))
                        for a, b in zip(arch.layers, arch.layers[1:]))
+        elif group == "quant_changes":
+            v[0] = sum(a.quant != b.quant for a, b in zip(arch.layers, arch.layers[1:]))
         else:
             for key in arch_blocks(arch):
                 v[idx[key.name]] += 1

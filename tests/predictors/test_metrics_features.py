@@ -89,6 +89,9 @@ def test_layer_changes_carry_the_cost_of_switching_between_layers(tiny_space, ti
     a, b, c = LayerConfig(1, 1, "softmax", "fp32"), LayerConfig(2, 2, "softmax", "fp32"), LayerConfig(1, 1, "linear", "int8")
     pairs = [(a, a), (a, b), (a, b, a), (a, c)]  # heads and FFN ratio are one change (shape); c: attention and quant
     assert schema.transform([Arch(16, p) for p in pairs], ["changes"])[:, 0].tolist() == [0, 1, 2, 2]
+    assert schema.names(["quant_changes"]) == ["quant_changes"]
+    quant_pairs = [(a, a), (a, c), (a, c, a), (c, c, b)]  # only a change of precision counts
+    assert schema.transform([Arch(16, p) for p in quant_pairs], ["quant_changes"])[:, 0].tolist() == [0, 1, 2, 1]
     costs = np.random.default_rng(1).uniform(0.002, 0.02, len(schema.names(["components"])))
 
     def latency(batch):

@@ -77,7 +77,8 @@ def test_transfer_re_ranks_where_a_monotone_map_cannot(world, tmp_path):
     tau_calibrated = kendall_tau(truth, calibrated.predict_archs(held_out))
     assert tau_calibrated == pytest.approx(tau_source)  # monotone: the source's ranking, whatever the fit
     pred = adapted.predict_archs(held_out)
-    assert adapted.name == "transfer" and adapted.groups == (*source.groups, "components", "blocks")
+    assert adapted.name == "transfer"
+    assert adapted.groups == (*source.groups, "components", "blocks", "quant", "quant_changes")
     assert within(truth, pred, 0.10) >= 0.95 and kendall_tau(truth, pred) >= 0.9
     assert kendall_tau(truth, residual_only.predict_archs(held_out)) > tau_source + 0.1  # the residual alone re-ranks
     assert within(truth, calibrated.predict_archs(held_out), 0.10) < 0.5
@@ -88,6 +89,33 @@ def test_transfer_re_ranks_where_a_monotone_map_cannot(world, tmp_path):
     np.testing.assert_allclose(loaded.predict_archs(held_out), pred, rtol=1e-12)
     again = LatencyPredictor.load(calibrated.save(tmp_path / "calibrated.safetensors"), device="cpu-2t")
     np.testing.assert_allclose(again.predict_archs(held_out), calibrated.predict_archs(held_out), rtol=1e-12)
+
+
+def test_transfer_learns_what_a_model_pays_between_its_layers(world):
+    # Blocks are measured one at a time: a model also pays for having int8 layers at all and
+    # for each change of precision between adjacent layers, which no block's cost holds.
+    schema, archs, _, _, source, new_costs = world
+
+    def measure(batch):
+        Z = schema.transform(batch, ["quant", "quant_changes"])
+        return 0.08 + schema.transform(batch, ["components"]) @ new_costs + Z @ np.array([0.1, 0.1])
+
+    # the informative subnets are uniform in precision here; random ones bring the changes to learn from
+    picked = adaptation_archs(source, 12, seed=0)
+    picked += [a for a in archs[:300] if a not in set(picked)][:8]
+    assert schema.transform(picked, ["quant_changes"]).max() >= 1
+    y_picked = measure(picked)
+    blocks = _new_device_blocks(schema, new_costs)
+    adapted = source.adapt(picked, y_picked, "cpu-2t", block_costs=blocks)
+    assert adapted.estimator.n_between_columns == 2 and np.all(adapted.estimator.deltas_[-2:] > 0)
+    held_out, truth = archs[300:], measure(archs[300:])
+    pred = adapted.predict_archs(held_out)
+    assert within(truth, pred, 0.10) >= 0.95
+    blind = TransferPredictor(**{**adapted.estimator.get_params(), "n_between_columns": 0})
+    X, X_held = adapted.features(picked)[:, :-2], adapted.features(held_out)[:, :-2]
+    assert within(truth, blind.fit(X, y_picked).predict(X_held), 0.10) < within(truth, pred, 0.10) - 0.05
+    no_residual = source.adapt(picked, y_picked, "cpu-2t", block_costs=blocks, residual=False)
+    assert no_residual.groups == (*source.groups, "blocks")  # the between-layer costs belong to the residual
 
 
 def test_adapting_an_adapted_predictor_chains(world):
@@ -140,6 +168,10 @@ def test_transfer_checks_its_inputs():
         TransferPredictor(base=base, n_base_columns=2, prior_costs=[-1.0, 1.0]).fit(X, y)
     with pytest.raises(ValueError, match="n_base_columns"):
         TransferPredictor(base=base, n_base_columns=0).fit(X, y)
+    with pytest.raises(ValueError, match="n_between_columns must be a non-negative integer"):
+        TransferPredictor(base=base, n_base_columns=2, n_between_columns=-1).fit(X, y)
+    with pytest.raises(ValueError, match=r"X must have 3 columns \(base 2, residual 0, blocks 0, between 1\)"):
+        TransferPredictor(base=base, n_base_columns=2, n_between_columns=1).fit(X, y)
 
 
 def test_dominated_on_measurements():
