@@ -3,7 +3,7 @@
 The blocks of `--device` (168 of the default space) are measured `--repeats` times with each
 protocol, the protocols taking turns:
 - "four passes": `hwprofiles.profile_device` as it is (four passes of a third of the rounds,
-  back to back, no spread re-measurement);
+  back to back, no spread re-measurement), exporting with the helper as `hwnas adapt` does;
 - "three passes, re-measured": the protocol before it, rebuilt here from the same parts
   (three passes of a third of the rounds, a block whose spread is wide measured again).
 Both take each block's fastest run over all passes, and both export the ONNX files afresh.
@@ -51,7 +51,7 @@ PROTOCOLS = ("four passes", "three passes, re-measured")
 
 def current(device, space, spec, seed: int, folder: Path) -> tuple[dict[str, float], dict[str, float]]:
     prof = profile_device(device, space, spec, n_samples=0, archs=[], out_dir=folder / "profile", seed=seed,
-                          blocks=True, repeat_fraction=0.0, progress=False)
+                          blocks=True, repeat_fraction=0.0, progress=False, export_workers=2)
     seconds = prof.meta["seconds"]
     return block_costs_of(prof, "min_ms"), {"export": seconds["block_export"], "measure": seconds["blocks"]}
 

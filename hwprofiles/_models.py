@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from supernet import Arch, InputSpec, LayerConfig, SearchSpace
 
@@ -47,9 +47,11 @@ def model_for(net: Any, arch: Arch, device: DeviceSpec, folder: Path) -> Any:
 _HELPER_NETS: dict[str, Any] = {}
 
 
-def export_in_helper(space: dict[str, Any], spec: dict[str, Any], seed: int, archs: list[str], folder: str) -> None:
-    """Export `archs` (JSON) of `Supernet(space, spec, seed)` into `folder` as `model_for` would:
-    run in the helper process (`ExportHelper`), which builds the supernet once."""
+def export_in_helper(space: dict[str, Any], spec: dict[str, Any], seed: int, archs: list[str], folder: str,
+                     blocks: list[dict[str, Any]] = ()) -> None:
+    """Export `archs` (JSON) and `blocks` (`BlockKey` fields) of `Supernet(space, spec, seed)` into
+    `folder` as `model_for` and `block_onnx` would: run in the helper process (`ExportHelper`),
+    which builds the supernet once."""
     import torch
 
     from supernet import Supernet
@@ -61,6 +63,8 @@ def export_in_helper(space: dict[str, Any], spec: dict[str, Any], seed: int, arc
         _HELPER_NETS[key] = Supernet(SearchSpace.from_dict(space), InputSpec(**spec), seed=seed)
     for text in archs:
         onnx_model(_HELPER_NETS[key], Arch.from_json(text), Path(folder))
+    for fields in blocks:
+        block_onnx(_HELPER_NETS[key], BlockKey(**fields), Path(folder))
 
 
 class ExportHelper:
@@ -83,19 +87,38 @@ class ExportHelper:
         self.process = subprocess.Popen(
             [sys.executable, "-c", "from hwprofiles._models import serve_exports; serve_exports()"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self._answers = 0  # jobs sent whose answer is still to be read
+        self._send({"archs": [], "folder": ""})  # an empty job: the helper builds its supernet meanwhile
+
+    def _send(self, job: dict[str, Any]) -> None:
+        self.process.stdin.write(json.dumps({**self.args, **job}) + "\n")
+        self.process.stdin.flush()
+        self._answers += 1
+
+    def _run(self, job: dict[str, Any], here: Callable[[], None]) -> None:
+        """Send `job` to the helper, do this process's half (`here`), wait for the helper's."""
+        self._send(job)
+        here()
+        while self._answers:
+            answer = self.process.stdout.readline().strip()
+            self._answers -= 1
+            if answer != "ok":
+                raise RuntimeError(f"the export helper process failed: {answer or 'it exited'}")
 
     def models(self, net: Any, archs: list[Arch], device: DeviceSpec, folder: Path) -> list[Path]:
         """`model_for` of each arch, every second missing file exported by the helper."""
         missing = [a for a in archs if not onnx_path_for(a, net.spec, folder).exists()]
-        job = {**self.args, "archs": [a.to_json() for a in missing[1::2]], "folder": str(folder)}
-        self.process.stdin.write(json.dumps(job) + "\n")
-        self.process.stdin.flush()
-        for a in missing[0::2]:
-            onnx_model(net, a, folder)
-        answer = self.process.stdout.readline().strip()
-        if answer != "ok":
-            raise RuntimeError(f"the export helper process failed: {answer or 'it exited'}")
+        job = {"archs": [a.to_json() for a in missing[1::2]], "folder": str(folder)}
+        self._run(job, lambda: [onnx_model(net, a, folder) for a in missing[0::2]])
         return [model_for(net, a, device, folder) for a in archs]
+
+    def blocks(self, net: Any, keys: list[BlockKey], folder: Path) -> list[tuple[Path, tuple[int, int]]]:
+        """`block_onnx` of each block, half of them exported by the helper: the second and third of
+        every four, since `block_keys` alternates fp32 and int8 (slower to export) layer blocks."""
+        theirs = [k for i, k in enumerate(keys) if i % 4 in (1, 2)]
+        job = {"archs": [], "blocks": [asdict(k) for k in theirs], "folder": str(folder)}
+        self._run(job, lambda: [block_onnx(net, k, folder) for i, k in enumerate(keys) if i % 4 in (0, 3)])
+        return [block_onnx(net, k, folder) for k in keys]
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -112,7 +135,7 @@ def serve_exports() -> None:
     for line in sys.stdin:
         job = json.loads(line)
         try:
-            export_in_helper(job["space"], job["spec"], job["seed"], job["archs"], job["folder"])
+            export_in_helper(job["space"], job["spec"], job["seed"], job["archs"], job["folder"], job.get("blocks", []))
             answer = "ok"
         except Exception as exc:  # reported to the caller, which raises it
             answer = f"{type(exc).__name__}: {exc}".replace("\n", " ")
@@ -182,13 +205,19 @@ def block_model_for(net: Any, key: BlockKey, device: DeviceSpec, folder: Path) -
     The embedding reads the raw sequence; layers and head read the tokens (with the class
     token, when the readout uses one). ONNX files are cached in `folder` by block and tokens.
     """
-    module = block_module(net, key)
-    shape = module.input_shape()
     if device.is_torch:
-        return module, shape
+        module = block_module(net, key)
+        return module, module.input_shape()
+    return block_onnx(net, key, folder)
+
+
+def block_onnx(net: Any, key: BlockKey, folder: Path) -> tuple[Path, tuple[int, int]]:
+    """(ONNX file in `folder`, exported unless it is there already; input example shape) of one block."""
     from supernet import export_onnx
 
-    path = folder / f"block-{key.name}-n{shape[0]}.onnx"
+    module = block_module(net, key)
+    shape = module.input_shape()
+    path = Path(folder) / f"block-{key.name}-n{shape[0]}.onnx"
     if not path.exists():
         export_onnx(module, path, check=False)
     return path, shape

@@ -288,8 +288,8 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
     table. A `repeat_fraction` of the subnets (at least 10) is measured a second time,
     independently, at the end: `Profile.repeatability`. ONNX files go to a temporary
     folder, or to `onnx_cache` to be reused by later profiles. `export_workers=2` exports half
-    of each chunk's ONNX files in a helper process (`ExportHelper`) while this one exports the
-    rest; measuring starts only once both are done.
+    of each chunk's ONNX files (subnets and blocks) in a helper process (`ExportHelper`) while
+    this one exports the rest; measuring starts only once both are done.
     """
     device = get_device(device)
     reason = backend_unavailable_reason(device.backend)
@@ -335,7 +335,8 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
         write_json_atomic(out_dir / META, meta)
 
     cache = nullcontext(Path(onnx_cache)) if onnx_cache else tempfile.TemporaryDirectory(prefix="hwnas-profile-")
-    helper = ExportHelper(space, dspec, seed) if export_workers == 2 and todo and not device.is_torch else None
+    helper = (ExportHelper(space, dspec, seed) if export_workers == 2 and (todo or todo_blocks) and not device.is_torch
+              else None)
     with cache as folder, _progress(progress) as add, closing(helper) if helper else nullcontext():
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -375,15 +376,20 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
             # third of the rounds each, back to back, without the spread re-measurement (only the
             # fastest run is used, and at microseconds nearly every block's spread is wide, so it
             # doubled the runs). A slow state belongs to a session, so more fresh sessions beat more
-            # runs per session. cpu-2t, 168 blocks: 54-57 s measuring (plus 15 s exporting), two
-            # measurements 98-99% within ±10% of each other, and predictors adapted into cpu-2t from
-            # four sources 0.97-1.00 within ±10%; three passes re-measured: 56-69 s, 91-96%, 0.82-0.99
-            # (benchmarks/results/block_passes.md).
+            # runs per session. cpu-2t, 168 blocks: 54-64 s measuring (plus 9.5 s exporting with the
+            # export helper, 13 s without: benchmarks/results/block_export.md), two measurements
+            # 95-99% within ±10% of each other, and predictors adapted into cpu-2t from four sources
+            # 0.95-1.00 within ±10%; three passes re-measured: 56-69 s, 91-98%, 0.94-1.00
+            # (benchmarks/results/block_passes.md, block_passes_run1.md).
             block_passes, block_config = 1, replace(config, gate=0, passes=1)
             if passes > 1:
                 block_passes = _BLOCK_PASSES
                 block_config = replace(block_config, rounds=max(1, config.rounds // 3), repeats=0)
             advance = add(f"blocks of {device.name}", len(todo_blocks) * block_passes)
+            if helper is not None:  # every file at once, half of them in the helper: one wait, not one per chunk
+                t0 = time.perf_counter()
+                helper.blocks(supernet(), todo_blocks, folder)
+                save_meta("block_export", t0)
             measured: dict[BlockKey, list[Measurement]] = {}
             for p, start, end in chunks_in_passes(chunk_bounds(len(todo_blocks), chunk_size), block_passes, 0.0):
                 t0 = time.perf_counter()

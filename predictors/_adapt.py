@@ -114,7 +114,7 @@ def adapt_predictor(source: "LatencyPredictor", device: DeviceSpec | str, *, sam
     archs = adaptation_archs(source, samples, seed=seed)
     profile = profile_device(device, source.space, source.schema.spec, n_samples=len(archs), archs=archs,
                              out_dir=profile_dir, seed=seed, blocks=blocks, config=config, progress=progress,
-                             repeat_fraction=0.0)
+                             repeat_fraction=0.0, export_workers=2)
     measured = dict(zip(profile.table["arch"], profile.latency(target)))
     y = np.array([measured[a.to_json()] for a in archs])
     reference = {**profile.reference(), "target": target,

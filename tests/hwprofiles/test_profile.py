@@ -155,14 +155,16 @@ def test_block_files_keep_their_cached_names(tmp_path):
 
 
 def test_export_helper_writes_what_model_for_writes(tmp_path, tiny_space, tiny_spec):
-    from hwprofiles._models import ExportHelper, model_for
+    from hwprofiles._models import ExportHelper, block_model_for, model_for
     from supernet import Supernet
 
     net, device = Supernet(tiny_space, tiny_spec, seed=3), get_device("cpu")
     archs = sample_profile_archs(tiny_space, 5, seed=2)
+    keys = block_keys(tiny_space)[:5]
     helper = ExportHelper(tiny_space, tiny_spec, 3)
     try:
         shared = helper.models(net, archs, device, tmp_path / "a")
+        shared_blocks = helper.blocks(net, keys, tmp_path / "a")
         with pytest.raises(RuntimeError, match="export helper process failed: .*Error"):
             helper.process.stdin.write(json.dumps({**helper.args, "archs": ["not an arch"], "folder": "x"}) + "\n")
             helper.process.stdin.flush()
@@ -171,12 +173,16 @@ def test_export_helper_writes_what_model_for_writes(tmp_path, tiny_space, tiny_s
         helper.close()
     alone = [model_for(net, a, device, tmp_path / "c") for a in archs]
     assert [p.read_bytes() for p in shared] == [p.read_bytes() for p in alone]  # half came from the helper
+    alone_blocks = [block_model_for(net, k, device, tmp_path / "c") for k in keys]
+    assert [s for _, s in shared_blocks] == [s for _, s in alone_blocks]
+    assert [p.read_bytes() for p, _ in shared_blocks] == [p.read_bytes() for p, _ in alone_blocks]
 
 
 def test_profile_with_an_export_helper(tmp_path, tiny_space, tiny_spec):
     profile = profile_device("cpu", tiny_space, tiny_spec, n_samples=6, out_dir=tmp_path / "p", seed=0, config=QUICK,
-                             progress=False, chunk_size=4, export_workers=2)
+                             progress=False, chunk_size=4, export_workers=2, blocks=True)
     assert set(profile.table["arch"]) == {a.to_json() for a in sample_profile_archs(tiny_space, 6, 0)}
+    assert sorted(profile.blocks["block"]) == sorted(k.name for k in block_keys(tiny_space))
     with pytest.raises(ValueError, match="export_workers must be 1 or 2"):
         profile_device("cpu", tiny_space, tiny_spec, n_samples=2, out_dir=tmp_path / "q", export_workers=3)
 
