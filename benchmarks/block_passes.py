@@ -1,12 +1,13 @@
 """How a multi-thread device's blocks are measured, and what that does to predictors adapted into it.
 
 The blocks of `--device` (168 of the default space) are measured `--repeats` times with each
-protocol, the protocols taking turns:
-- "four passes": `hwprofiles.profile_device` as it is (four passes of a third of the rounds,
-  back to back, no spread re-measurement), exporting with the helper as `hwnas adapt` does;
-- "three passes, re-measured": the protocol before it, rebuilt here from the same parts
-  (three passes of a third of the rounds, a block whose spread is wide measured again).
-Both take each block's fastest run over all passes, and both export the ONNX files afresh.
+protocol of `--protocols`, the protocols taking turns. A protocol is `hwprofiles.profile_device`
+as it is, with its block constants set to (passes, share of the subnets' rounds per pass):
+- "four passes": (4, 3), what profile_device does: four passes of two rounds;
+- "five passes": (5, 6), five passes of one round (tried, not adopted).
+Every pass is back to back with fresh sessions and without the spread re-measurement; each
+block's cost is its fastest run over all passes; the ONNX files are exported afresh with the
+export helper, as `hwnas adapt` does.
 
 Each measurement then serves as the block costs of predictors adapted into the device from
 every `--sources` profile, with the k = 20 subnets `predictors.adaptation_archs` picks, as in
@@ -14,7 +15,8 @@ benchmarks/latency_predictors.py: run that first with the same `--work` folder, 
 device's and the sources' profiles (their held-out subnets and the picks measured on the device).
 Reported: seconds (export and measurement), the share of the held-out subnets within ±10% and
 Kendall tau of each adapted predictor, and how far two measurements of a protocol agree.
-Writes benchmarks/results/block_passes.{md,json}.
+Writes benchmarks/results/block_passes.{md,json}. (block_passes_run1 and run2 compared four
+passes with the three re-measured passes before them, with this script as of commit 7e5fbfb.)
 
     .venv/bin/python benchmarks/block_passes.py --work /tmp/hwnas-bench-lp3 --repeats 3
 """
@@ -27,18 +29,15 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from hwprofiles import MeasureConfig, Profile, block_keys, fingerprint, profile_device
-from hwprofiles._measure import measure_shaped
-from hwprofiles._models import block_model_for, deploy_spec
-from hwprofiles._protocol import Measurement
+import hwprofiles._profile as profile_module
+from hwprofiles import Profile, fingerprint, profile_device
 from predictors import FeatureSchema, adaptation_archs, block_costs_of, kendall_tau, within
 from runners.config import DEFAULT_TASK
-from supernet import DEFAULT_SPACE, Supernet
+from supernet import DEFAULT_SPACE
 from supernet.tasks import get_task
 
 from _common import held_out_split
@@ -46,35 +45,21 @@ from latency_predictors import _full_predictor, _pair_device
 
 RESULTS = Path(__file__).parent / "results"
 K = 20
-PROTOCOLS = ("four passes", "three passes, re-measured")
+PROTOCOLS = {"four passes": (4, 3), "five passes": (5, 6)}  # (passes, rounds share)
 
 
-def current(device, space, spec, seed: int, folder: Path) -> tuple[dict[str, float], dict[str, float]]:
-    prof = profile_device(device, space, spec, n_samples=0, archs=[], out_dir=folder / "profile", seed=seed,
-                          blocks=True, repeat_fraction=0.0, progress=False, export_workers=2)
+def measure_blocks(device, space, spec, seed: int, folder: Path, protocol: str
+                   ) -> tuple[dict[str, float], dict[str, float]]:
+    """Block costs and seconds (export, measure) of one measurement with `protocol`'s constants."""
+    saved = profile_module._BLOCK_PASSES, profile_module._BLOCK_ROUND_SHARE
+    profile_module._BLOCK_PASSES, profile_module._BLOCK_ROUND_SHARE = PROTOCOLS[protocol]
+    try:
+        prof = profile_device(device, space, spec, n_samples=0, archs=[], out_dir=folder / "profile", seed=seed,
+                              blocks=True, repeat_fraction=0.0, progress=False, export_workers=2)
+    finally:
+        profile_module._BLOCK_PASSES, profile_module._BLOCK_ROUND_SHARE = saved
     seconds = prof.meta["seconds"]
     return block_costs_of(prof, "min_ms"), {"export": seconds["block_export"], "measure": seconds["blocks"]}
-
-
-def previous(device, space, spec, seed: int, folder: Path, chunk: int = 25
-             ) -> tuple[dict[str, float], dict[str, float]]:
-    t0 = time.perf_counter()
-    net = Supernet(space, deploy_spec(spec, device), seed=seed)
-    keys = block_keys(space)
-    built = [block_model_for(net, k, device, folder) for k in keys]
-    t1 = time.perf_counter()
-    config = MeasureConfig()
-    config = replace(config, gate=0, passes=1, rounds=config.rounds // 3)
-    parts: list[list[Measurement]] = [[] for _ in keys]
-    for p in range(3):
-        for start in range(0, len(keys), chunk):
-            models = built[start:start + chunk]
-            results = measure_shaped([m for m, _ in models], device, [(device.batch, *e) for _, e in models], config,
-                                     seed=seed + 7 + start + 100_003 * p)
-            for i, m in enumerate(results):
-                parts[start + i].append(m)
-    costs = {k.name: float(min(m.min_ms for m in ms)) for k, ms in zip(keys, parts)}
-    return costs, {"export": t1 - t0, "measure": time.perf_counter() - t1}
 
 
 def main() -> None:
@@ -87,8 +72,13 @@ def main() -> None:
     parser.add_argument("--held-out", type=int, default=100)
     parser.add_argument("--pair-train", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--protocols", default="five passes,four passes", help="names from PROTOCOLS, in turn")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    protocols = args.protocols.split(",")
+    unknown = [p for p in protocols if p not in PROTOCOLS]
+    if unknown:
+        parser.error(f"unknown protocol {unknown[0]!r}; choose from {list(PROTOCOLS)}")
 
     space, spec = DEFAULT_SPACE, get_task(DEFAULT_TASK).spec
     schema = FeatureSchema(space, spec)
@@ -111,12 +101,11 @@ def main() -> None:
               "work": str(args.work), "load_at_start": os.getloadavg(), "measurements": []}
     print(f"load average at the start {os.getloadavg()[0]:.2f}", flush=True)
     for r in range(args.repeats):
-        order = PROTOCOLS if r % 2 == 0 else PROTOCOLS[::-1]
+        order = protocols if r % 2 == 0 else protocols[::-1]
         for protocol in order:
             load0, started = os.getloadavg()[0], time.strftime("%H:%M:%S", time.gmtime())
             with tempfile.TemporaryDirectory(prefix="hwnas-blocks-") as folder:
-                measure = current if protocol == PROTOCOLS[0] else previous
-                costs, seconds = measure(device, space, spec, args.seed, Path(folder))
+                costs, seconds = measure_blocks(device, space, spec, args.seed, Path(folder), protocol)
             row = {"protocol": protocol, "repeat": r, "started_utc": started, "load_at_start": load0,
                    "load_at_end": os.getloadavg()[0], "seconds": seconds, "costs": costs, "pairs": {}}
             for name, (full, picks, y_picks) in sources.items():
@@ -128,7 +117,7 @@ def main() -> None:
             print(f"{protocol} #{r}: export {seconds['export']:.0f} s, measure {seconds['measure']:.0f} s; {cells}",
                   flush=True)
     report["agreement"] = {}
-    for protocol in PROTOCOLS:
+    for protocol in protocols:
         runs = [m["costs"] for m in report["measurements"] if m["protocol"] == protocol]
         shares = [within(np.array(list(a.values())), np.array([b[n] for n in a]), 0.10)
                   for a, b in itertools.combinations(runs, 2)]

@@ -39,6 +39,7 @@ from ._sampling import sample_profile_archs
 SCHEMA_VERSION = 1
 META, TABLE, BLOCKS, REPEAT = "profile.json", "measurements.parquet", "blocks.parquet", "repeat.parquet"
 _BLOCK_PASSES = 4  # passes over the blocks of a multi-thread device (profile_device)
+_BLOCK_ROUND_SHARE = 3  # each of them with a third of the subnets' rounds (two of the default six)
 TARGETS = ("median_ms", "min_ms")  # statistics a predictor can be fitted to
 # The statistic fitted when none is named: the fastest timed run. On shared or virtual
 # machines the median drifts with the neighbours' load while the fastest run repeats
@@ -376,15 +377,15 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
             # third of the rounds each, back to back, without the spread re-measurement (only the
             # fastest run is used, and at microseconds nearly every block's spread is wide, so it
             # doubled the runs). A slow state belongs to a session, so more fresh sessions beat more
-            # runs per session. cpu-2t, 168 blocks: 54-64 s measuring (plus 9.5 s exporting with the
+            # runs per session. cpu-2t, 168 blocks: 53-64 s measuring (plus 9-15 s exporting with the
             # export helper, 13 s without: benchmarks/results/block_export.md), two measurements
             # 95-99% within ±10% of each other, and predictors adapted into cpu-2t from four sources
-            # 0.95-1.00 within ±10%; three passes re-measured: 56-69 s, 91-98%, 0.94-1.00
-            # (benchmarks/results/block_passes.md, block_passes_run1.md).
+            # 0.95-1.00 within ±10% in 20 of 21 measurements (block_passes_run2.md, block_passes.md).
+            # Five passes of one round took 43-54 s but met the goal in 6 of 12 (block_passes.md).
             block_passes, block_config = 1, replace(config, gate=0, passes=1)
             if passes > 1:
                 block_passes = _BLOCK_PASSES
-                block_config = replace(block_config, rounds=max(1, config.rounds // 3), repeats=0)
+                block_config = replace(block_config, rounds=max(1, config.rounds // _BLOCK_ROUND_SHARE), repeats=0)
             advance = add(f"blocks of {device.name}", len(todo_blocks) * block_passes)
             if helper is not None:  # every file at once, half of them in the helper: one wait, not one per chunk
                 t0 = time.perf_counter()
