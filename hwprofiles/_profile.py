@@ -289,8 +289,8 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
     table. A `repeat_fraction` of the subnets (at least 10) is measured a second time,
     independently, at the end: `Profile.repeatability`. ONNX files go to a temporary
     folder, or to `onnx_cache` to be reused by later profiles. `export_workers=2` exports half
-    of each chunk's ONNX files (subnets and blocks) in a helper process (`ExportHelper`) while
-    this one exports the rest; measuring starts only once both are done.
+    of the ONNX files (each chunk's subnets; the blocks all at once) in a helper process
+    (`ExportHelper`) while this one exports the rest; measuring starts only once both are done.
     """
     device = get_device(device)
     reason = backend_unavailable_reason(device.backend)
@@ -376,12 +376,13 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
             # Several threads: a block's cost is the fastest run of fresh sessions in four passes of a
             # third of the rounds each, back to back, without the spread re-measurement (only the
             # fastest run is used, and at microseconds nearly every block's spread is wide, so it
-            # doubled the runs). A slow state belongs to a session, so more fresh sessions beat more
-            # runs per session. cpu-2t, 168 blocks: 53-64 s measuring (plus 9-15 s exporting with the
+            # doubled the runs). A slow state belongs to a session, so every pass opens fresh ones.
+            # cpu-2t, 168 blocks: 53-64 s measuring (plus 9-15 s exporting with the
             # export helper, 13 s without: benchmarks/results/block_export.md), two measurements
             # 95-99% within ±10% of each other, and predictors adapted into cpu-2t from four sources
-            # 0.95-1.00 within ±10% in 20 of 21 measurements (block_passes_run2.md, block_passes.md).
-            # Five passes of one round took 43-54 s but met the goal in 6 of 12 (block_passes.md).
+            # met the goal (0.95 within ±10%) in 23 of 24 pairs over six measurements (0.80 once;
+            # block_passes_run2.md, block_passes.md). Five passes of one round (more sessions, fewer
+            # runs each) took 43-54 s but met it in 6 of 12 there; three re-measured passes 56-69 s.
             block_passes, block_config = 1, replace(config, gate=0, passes=1)
             if passes > 1:
                 block_passes = _BLOCK_PASSES
