@@ -40,6 +40,7 @@ SCHEMA_VERSION = 1
 META, TABLE, BLOCKS, REPEAT = "profile.json", "measurements.parquet", "blocks.parquet", "repeat.parquet"
 _BLOCK_PASSES = 4  # passes over the blocks of a multi-thread device (profile_device)
 _BLOCK_ROUND_SHARE = 3  # each of them with a third of the subnets' rounds (two of the default six)
+_BLOCK_REMEASURE = True  # one thread: re-measure a block whose spread is wide (benchmarks/fresh_blocks.py)
 TARGETS = ("median_ms", "min_ms")  # statistics a predictor can be fitted to
 # The statistic fitted when none is named: the fastest timed run. On shared or virtual
 # machines the median drifts with the neighbours' load while the fastest run repeats
@@ -383,7 +384,13 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
             # met the goal (0.95 within ±10%) in 23 of 24 pairs over six measurements (0.80 once;
             # block_passes_run2.md, block_passes.md). Five passes of one round (more sessions, fewer
             # runs each) took 43-54 s but met it in 6 of 12 there; three re-measured passes 56-69 s.
-            block_passes, block_config = 1, replace(config, gate=0, passes=1)
+            # One thread: a block whose spread is wide is measured again. On torch-cpu every visit
+            # reaches the run cap, so that doubles its blocks' time (71-82 s, 38-44 s without), but
+            # without it blocks measured a minute apart agreed less (65-85% within ±10%, against 96%)
+            # and adapted pairs into torch-cpu came out worse (0.37-0.74 against 0.71-0.91 within ±10%,
+            # in an unsteady hour; benchmarks/results/fresh_blocks.md), so it stays.
+            block_passes, block_config = 1, replace(config, gate=0, passes=1,
+                                                    repeats=config.repeats if _BLOCK_REMEASURE else 0)
             if passes > 1:
                 block_passes = _BLOCK_PASSES
                 block_config = replace(block_config, rounds=max(1, config.rounds // _BLOCK_ROUND_SHARE), repeats=0)

@@ -220,3 +220,22 @@ def test_a_multi_thread_device_is_profiled_in_passes(tmp_path, tiny_space, tiny_
     per_pass = [[m for c in blocks[p * n : (p + 1) * n] for m in c[3]] for p in range(4)]
     assert np.allclose([min(r) for r in prof.blocks["raw_ms"]], [min(m.min_ms for m in ms) for ms in zip(*per_pass)])
     assert prof.meta["seconds"]["block_export"] > 0 and prof.meta["seconds"]["blocks"] > 0
+
+
+def test_blocks_of_a_single_thread_device_are_measured_in_one_pass(tmp_path, tiny_space, tiny_spec, monkeypatch):
+    """One pass, every round, the spread re-measurement kept (the multi-thread passes drop it), no gate."""
+    import hwprofiles._profile as profile_module
+
+    calls, real = [], profile_module.measure_shaped
+
+    def spy(models, device, shapes, config, *, seed):
+        calls.append((len(models), config.rounds, config.passes, config.repeats, config.gate))
+        return real(models, device, shapes, config, seed=seed)
+
+    monkeypatch.setattr(profile_module, "measure_shaped", spy)
+    config = replace(QUICK, rounds=2, repeats=1, gate=0.15)
+    prof = profile_device("cpu", tiny_space, tiny_spec, n_samples=3, out_dir=tmp_path / "p", seed=0, config=config,
+                          progress=False, chunk_size=100, repeat_fraction=0, blocks=True)
+    n_blocks = len(block_keys(tiny_space))
+    assert [c[1:] for c in calls] == [(2, 1, 1, 0.15), (2, 1, 1, 0)] and [c[0] for c in calls] == [3, n_blocks]
+    assert len(prof.blocks) == n_blocks
