@@ -68,3 +68,16 @@ def held_out_split(space: Any, total: int, held_out: int, seed: int) -> tuple[li
     held = set(test_idx.tolist())
     train_idx = np.array([i for i in range(total) if i not in held])
     return archs, train_idx, test_idx
+
+
+def machine_line(machine: dict[str, Any]) -> str:
+    """"Machine: CPU, N logical cores, torch T, onnxruntime O." from `hwprofiles.fingerprint()`."""
+    return (f"Machine: {machine.get('cpu_model')}, {machine.get('cpu_count')} logical cores, torch "
+            f"{machine.get('torch')}, onnxruntime {machine.get('onnxruntime')}.")
+
+
+def save_report(out: Path, stem: str, report: dict[str, Any], lines: list[str]) -> None:
+    """`report` as OUT/STEM.json and `lines` as OUT/STEM.md."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=1))
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")

@@ -15,7 +15,6 @@ Writes benchmarks/results/block_export.{md,json}.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -29,6 +28,8 @@ from hwprofiles._protocol import chunk_bounds
 from runners.config import DEFAULT_TASK
 from supernet import DEFAULT_SPACE, Supernet
 from supernet.tasks import get_task
+
+from _common import machine_line, save_report
 
 RESULTS = Path(__file__).parent / "results"
 CHUNK = 25  # profile_device's default chunk_size
@@ -71,20 +72,16 @@ def main() -> None:
             report["runs"].append({"workers": workers, "repeat": r, "seconds": seconds, "load": os.getloadavg()[0]})
             print(f"{workers} worker(s) #{r}: {seconds:.1f} s", flush=True)
     report["load_at_end"] = os.getloadavg()
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "block_export.json").write_text(json.dumps(report, indent=1))
-    m = report["machine"]
     lines = ["# Exporting a device's blocks to ONNX", "",
              "Written by `benchmarks/block_export.py` (see its docstring).",
-             f"Machine: {m.get('cpu_model', '?')}, {m.get('cpu_count', '?')} logical cores, torch {m.get('torch', '?')}, "
-             f"onnxruntime {m.get('onnxruntime', '?')}. Started {report['started_utc']}; load average (1 min) "
+             f"{machine_line(report['machine'])} Started {report['started_utc']}; load average (1 min) "
              f"{report['load_at_start'][0]:.2f} at the start and {report['load_at_end'][0]:.2f} at the end.",
              f"{report['blocks']} blocks of the default space at task `{DEFAULT_TASK}`'s input, chunks of {CHUNK}.", "",
              "| export | runs (s) | mean s |", "|---|---|---|"]
     for workers, label in ((1, "this process alone"), (2, "with the export helper")):
         s = [run["seconds"] for run in report["runs"] if run["workers"] == workers]
         lines.append(f"| {label} | {', '.join(f'{x:.1f}' for x in s)} | {np.mean(s):.1f} |")
-    (args.out / "block_export.md").write_text("\n".join(lines) + "\n")
+    save_report(args.out, "block_export", report, lines)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ the load average around each. Writes benchmarks/results/block_seconds.{md,json}.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -24,6 +23,7 @@ from runners.config import DEFAULT_TASK
 from supernet import DEFAULT_SPACE
 from supernet.tasks import get_task
 
+from _common import machine_line, save_report
 from latency_predictors import _pair_device
 
 RESULTS = Path(__file__).parent / "results"
@@ -51,14 +51,11 @@ def main() -> None:
             print(f"{name}: {row['blocks']} blocks, export {row['export_seconds']:.1f} s, "
                   f"measure {row['measure_seconds']:.1f} s", flush=True)
     report["load_at_end"] = os.getloadavg()
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "block_seconds.json").write_text(json.dumps(report, indent=1))
-    m = report["machine"]
     lines = ["# Measuring a device's blocks with the default protocol", "",
              "Written by `benchmarks/block_seconds.py` (see its docstring); nothing else ran.",
-             f"Machine: {m['cpu_model']}, {m['cpu_count']} logical cores, torch {m['torch']}, onnxruntime "
-             f"{m['onnxruntime']}. Load average (1 min) {report['load_at_start'][0]:.2f} at the start and "
-             f"{report['load_at_end'][0]:.2f} at the end (a two-thread device's own spinning threads raise it).", "",
+             f"{machine_line(report['machine'])} Load average (1 min) {report['load_at_start'][0]:.2f} at the "
+             f"start and {report['load_at_end'][0]:.2f} at the end (a two-thread device's own spinning threads "
+             "raise it).", "",
              "| device | backend | threads | batch | tokens | blocks | started (UTC) | load | export s | measure s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["devices"]:
@@ -66,7 +63,7 @@ def main() -> None:
         lines.append(f"| {d['name']} | {d['backend']} | {d['threads']} | {d['batch']} | {d.get('seq_len') or '-'} | "
                      f"{r['blocks']} | {r['started_utc'][11:19]} | {r['load_at_start']:.2f} | "
                      f"{r['export_seconds']:.1f} | {r['measure_seconds']:.1f} |")
-    (args.out / "block_seconds.md").write_text("\n".join(lines) + "\n")
+    save_report(args.out, "block_seconds", report, lines)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ torch-cpu's block time). Writes benchmarks/results/fresh_blocks.{md,json}.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -32,7 +31,7 @@ from runners.config import DEFAULT_TASK
 from supernet import DEFAULT_SPACE
 from supernet.tasks import get_task
 
-from _common import held_out_split
+from _common import held_out_split, machine_line, save_report
 from latency_predictors import _full_predictor, _pair_device
 
 RESULTS = Path(__file__).parent / "results"
@@ -102,17 +101,15 @@ def main() -> None:
         for name, chosen in picks.items():
             y = np.array([got[a.to_json()] for a in chosen])
             pred = full[name].adapt(chosen, y, device, block_costs=costs, seed=args.seed).predict_archs(test)
-            row["pairs"][name] = {"within_10": within(y_test, pred, 0.10), "kendall_tau": float(kendall_tau(y_test, pred))}
+            row["pairs"][name] = {"within_10": within(y_test, pred, 0.10),
+                                  "kendall_tau": float(kendall_tau(y_test, pred))}
         row["blocks_within_10_of_first"] = within(np.array(list(blocks[0].values())),
                                                   np.array([costs[k] for k in blocks[0]]), 0.10)
     report["load_at_end"] = os.getloadavg()
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "fresh_blocks.json").write_text(json.dumps(report, indent=1))
-    m, names = report["machine"], list(picks)
+    names = list(picks)
     lines = [f"# Block protocols on {device.name}, blocks, picks and held-out subnets measured together", "",
              "Written by `benchmarks/fresh_blocks.py` (see its docstring); nothing else ran.",
-             f"Machine: {m['cpu_model']}, {m['cpu_count']} logical cores, torch {m['torch']}, onnxruntime "
-             f"{m['onnxruntime']}. Started {report['started_utc']}; load average (1 min) "
+             f"{machine_line(report['machine'])} Started {report['started_utc']}; load average (1 min) "
              f"{report['load_at_start'][0]:.2f} at the start, {report['load_at_end'][0]:.2f} at the end.",
              f"Subnets ({report['subnets']['n']}: the {K} picks of each source and 100 held-out) measured at "
              f"{report['subnets']['started_utc']} UTC between the second and third block measurement; the held-out "
@@ -124,7 +121,7 @@ def main() -> None:
         cells = " | ".join(f"{r['pairs'][n]['within_10']:.2f} / {r['pairs'][n]['kendall_tau']:.2f}" for n in names)
         lines.append(f"| {i} | {r['protocol']} | {r['started_utc']} | {r['load_at_start']:.2f} | {r['seconds']:.1f} | "
                      f"{r['blocks_within_10_of_first']:.2f} | {cells} |")
-    (args.out / "fresh_blocks.md").write_text("\n".join(lines) + "\n")
+    save_report(args.out, "fresh_blocks", report, lines)
 
 
 if __name__ == "__main__":
