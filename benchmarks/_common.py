@@ -81,3 +81,26 @@ def save_report(out: Path, stem: str, report: dict[str, Any], lines: list[str]) 
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{stem}.json").write_text(json.dumps(report, indent=1))
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+
+
+def measure_blocks(device: Any, spec: Any, folder: Path, seed: int, **constants: Any
+                   ) -> tuple[dict[str, float], dict[str, float]]:
+    """Every block of the default space measured once on `device` by `hwprofiles.profile_device` (fastest
+    runs, exported with the helper as `hwnas adapt` does) with its block constants set to `constants`
+    (e.g. `_BLOCK_PASSES=5`) for the call: (cost per block name, seconds of export and of measuring)."""
+    import hwprofiles._profile as profile_module
+    from hwprofiles import profile_device
+    from predictors import block_costs_of
+    from supernet import DEFAULT_SPACE
+
+    saved = {name: getattr(profile_module, name) for name in constants}
+    for name, value in constants.items():
+        setattr(profile_module, name, value)
+    try:
+        prof = profile_device(device, DEFAULT_SPACE, spec, n_samples=0, archs=[], out_dir=folder, seed=seed,
+                              blocks=True, repeat_fraction=0.0, progress=False, export_workers=2)
+    finally:
+        for name, value in saved.items():
+            setattr(profile_module, name, value)
+    seconds = prof.meta["seconds"]
+    return block_costs_of(prof, "min_ms"), {"export": seconds.get("block_export", 0.0), "measure": seconds["blocks"]}

@@ -2,9 +2,9 @@
 
 The blocks of `--device` (168 of the default space) are measured `--repeats` times with each
 protocol of `--protocols`, the protocols taking turns. A protocol is `hwprofiles.profile_device`
-as it is, with its block constants set to (passes, share of the subnets' rounds per pass):
-- "four passes": (4, 3), what profile_device does: four passes of two rounds;
-- "five passes": (5, 6), five passes of one round (tried, not adopted).
+as it is, with its block constants set as in PROTOCOLS (passes; share of the subnets' rounds per pass):
+- "four passes": 4 and 3, what profile_device does: four passes of two rounds;
+- "five passes": 5 and 6, five passes of one round (tried, not adopted).
 Every pass is back to back with fresh sessions and without the spread re-measurement; each
 block's cost is its fastest run over all passes; the ONNX files are exported afresh with the
 export helper, as `hwnas adapt` does.
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import tempfile
 import time
@@ -33,33 +32,19 @@ from pathlib import Path
 
 import numpy as np
 
-import hwprofiles._profile as profile_module
-from hwprofiles import Profile, fingerprint, profile_device
-from predictors import FeatureSchema, adaptation_archs, block_costs_of, kendall_tau, within
+from hwprofiles import Profile, fingerprint
+from predictors import FeatureSchema, within
 from runners.config import DEFAULT_TASK
 from supernet import DEFAULT_SPACE
 from supernet.tasks import get_task
 
-from _common import held_out_split
-from latency_predictors import _full_predictor, _pair_device
+from _common import held_out_split, machine_line, measure_blocks, save_report
+from latency_predictors import _pair_device, adapted_scores, source_predictors
 
 RESULTS = Path(__file__).parent / "results"
 K = 20
-PROTOCOLS = {"four passes": (4, 3), "five passes": (5, 6)}  # (passes, rounds share)
-
-
-def measure_blocks(device, space, spec, seed: int, folder: Path, protocol: str
-                   ) -> tuple[dict[str, float], dict[str, float]]:
-    """Block costs and seconds (export, measure) of one measurement with `protocol`'s constants."""
-    saved = profile_module._BLOCK_PASSES, profile_module._BLOCK_ROUND_SHARE
-    profile_module._BLOCK_PASSES, profile_module._BLOCK_ROUND_SHARE = PROTOCOLS[protocol]
-    try:
-        prof = profile_device(device, space, spec, n_samples=0, archs=[], out_dir=folder / "profile", seed=seed,
-                              blocks=True, repeat_fraction=0.0, progress=False, export_workers=2)
-    finally:
-        profile_module._BLOCK_PASSES, profile_module._BLOCK_ROUND_SHARE = saved
-    seconds = prof.meta["seconds"]
-    return block_costs_of(prof, "min_ms"), {"export": seconds["block_export"], "measure": seconds["blocks"]}
+PROTOCOLS = {"four passes": {"_BLOCK_PASSES": 4, "_BLOCK_ROUND_SHARE": 3},  # profile_device's block constants
+             "five passes": {"_BLOCK_PASSES": 5, "_BLOCK_ROUND_SHARE": 6}}
 
 
 def main() -> None:
@@ -87,15 +72,7 @@ def main() -> None:
     device = _pair_device(args.device, args.work)
     target = Profile.load(args.work / args.device)
     on_target = dict(zip(target.table["arch"], target.latency("min_ms")))
-    y_test = np.array([on_target[a.to_json()] for a in test])
-    sources = {}
-    for name in args.sources.split(","):
-        prof = Profile.load(args.work / name)
-        got = dict(zip(prof.table["arch"], prof.latency("min_ms")))
-        full = _full_predictor(schema, _pair_device(name, args.work), train,
-                               np.array([got[a.to_json()] for a in train]), args.seed)
-        picks = adaptation_archs(full, K, seed=args.seed)
-        sources[name] = (full, picks, np.array([on_target[a.to_json()] for a in picks]))
+    sources = source_predictors(args.work, args.sources.split(","), schema, train, args.seed, K)
 
     report = {"device": device.to_dict(), "machine": fingerprint(), "k": K, "n_held_out": len(test),
               "work": str(args.work), "load_at_start": os.getloadavg(), "measurements": []}
@@ -105,13 +82,11 @@ def main() -> None:
         for protocol in order:
             load0, started = os.getloadavg()[0], time.strftime("%H:%M:%S", time.gmtime())
             with tempfile.TemporaryDirectory(prefix="hwnas-blocks-") as folder:
-                costs, seconds = measure_blocks(device, space, spec, args.seed, Path(folder), protocol)
+                costs, seconds = measure_blocks(device, spec, Path(folder) / "profile", args.seed,
+                                                **PROTOCOLS[protocol])
             row = {"protocol": protocol, "repeat": r, "started_utc": started, "load_at_start": load0,
-                   "load_at_end": os.getloadavg()[0], "seconds": seconds, "costs": costs, "pairs": {}}
-            for name, (full, picks, y_picks) in sources.items():
-                pred = full.adapt(picks, y_picks, device, block_costs=costs, seed=args.seed).predict_archs(test)
-                row["pairs"][name] = {"within_10": within(y_test, pred, 0.10),
-                                      "kendall_tau": float(kendall_tau(y_test, pred))}
+                   "load_at_end": os.getloadavg()[0], "seconds": seconds, "costs": costs,
+                   "pairs": adapted_scores(sources, on_target, device, costs, test, args.seed)}
             report["measurements"].append(row)
             cells = ", ".join(f"{n} {v['within_10']:.2f}" for n, v in row["pairs"].items())
             print(f"{protocol} #{r}: export {seconds['export']:.0f} s, measure {seconds['measure']:.0f} s; {cells}",
@@ -123,17 +98,14 @@ def main() -> None:
                   for a, b in itertools.combinations(runs, 2)]
         report["agreement"][protocol] = shares
     report["load_at_end"] = os.getloadavg()
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "block_passes.json").write_text(json.dumps(report, indent=1))
-    (args.out / "block_passes.md").write_text(markdown(report, sources))
+    save_report(args.out, "block_passes", report, markdown(report, sources))
 
 
-def markdown(r: dict, sources: dict) -> str:
+def markdown(r: dict, sources: dict) -> list[str]:
     names = list(sources)
     lines = [f"# Block measurement on {r['device']['name']}: passes and adapted predictors",
              "", "Written by `benchmarks/block_passes.py` (see its docstring for the protocols).",
-             f"Machine: {r['machine']['cpu_model']}, {r['machine']['cpu_count']} logical cores, onnxruntime "
-             f"{r['machine']['onnxruntime']}. Load average (1 min) "
+             f"{machine_line(r['machine'])} Load average (1 min) "
              f"{r['load_at_start'][0]:.2f} at the start and {r['load_at_end'][0]:.2f} at the end; nothing else ran. "
              "Two intra-op threads push the load above 2 while measuring: the process's own spinning "
              "onnxruntime workers, one per loaded session.",
@@ -154,7 +126,7 @@ def markdown(r: dict, sources: dict) -> str:
         means = ", ".join(f"{n} {np.mean([m['pairs'][n]['within_10'] for m in ms]):.2f}" for n in names)
         lines.append(f"| {protocol} | {np.mean([m['seconds']['measure'] for m in ms]):.0f} | {met} of "
                      f"{len(ms) * len(names)} | {means} | {', '.join(f'{s:.2f}' for s in shares)} |")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 if __name__ == "__main__":

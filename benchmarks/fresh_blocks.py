@@ -24,29 +24,17 @@ from pathlib import Path
 
 import numpy as np
 
-import hwprofiles._profile as profile_module
 from hwprofiles import Profile, fingerprint, profile_device
-from predictors import FeatureSchema, adaptation_archs, block_costs_of, kendall_tau, within
+from predictors import FeatureSchema, within
 from runners.config import DEFAULT_TASK
 from supernet import DEFAULT_SPACE
 from supernet.tasks import get_task
 
-from _common import held_out_split, machine_line, save_report
-from latency_predictors import _full_predictor, _pair_device
+from _common import held_out_split, machine_line, measure_blocks, save_report
+from latency_predictors import _pair_device, adapted_scores, source_predictors
 
 RESULTS = Path(__file__).parent / "results"
 K = 20
-
-
-def measure_blocks(device, spec, folder: Path, remeasure: bool, seed: int) -> tuple[dict[str, float], float]:
-    """Block costs (min_ms) and measuring seconds; `remeasure` restores the spread re-measurement."""
-    saved, profile_module._BLOCK_REMEASURE = profile_module._BLOCK_REMEASURE, remeasure
-    try:
-        prof = profile_device(device, DEFAULT_SPACE, spec, n_samples=0, archs=[], out_dir=folder, seed=seed,
-                              blocks=True, repeat_fraction=0.0, progress=False, export_workers=2)
-    finally:
-        profile_module._BLOCK_REMEASURE = saved
-    return block_costs_of(prof, "min_ms"), float(prof.meta["seconds"]["blocks"])
 
 
 def main() -> None:
@@ -62,13 +50,7 @@ def main() -> None:
     archs, train_idx, test_idx = held_out_split(DEFAULT_SPACE, 500, 100, args.seed)
     train, test = [archs[i] for i in train_idx[:100]], [archs[i] for i in test_idx]
     device = _pair_device(args.device, args.work)
-    full, picks = {}, {}
-    for name in args.sources.split(","):
-        prof = Profile.load(args.work / name)
-        got = dict(zip(prof.table["arch"], prof.latency("min_ms")))
-        full[name] = _full_predictor(schema, _pair_device(name, args.work), train,
-                                     np.array([got[a.to_json()] for a in train]), args.seed)
-        picks[name] = adaptation_archs(full[name], K, seed=args.seed)
+    sources = source_predictors(args.work, args.sources.split(","), schema, train, args.seed, K)
     report = {"device": device.to_dict(), "machine": fingerprint(), "load_at_start": os.getloadavg(),
               "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "measurements": []}
     order = [True, False, None, False, True]  # re-measured, not, the subnets, not, re-measured
@@ -77,7 +59,7 @@ def main() -> None:
         for i, step in enumerate(order):
             load0, started = os.getloadavg()[0], time.strftime("%H:%M:%S", time.gmtime())
             if step is None:
-                todo = list(dict.fromkeys([a for chosen in picks.values() for a in chosen] + test))
+                todo = list(dict.fromkeys([a for _, chosen in sources.values() for a in chosen] + test))
                 t0 = time.perf_counter()
                 sub = profile_device(device, DEFAULT_SPACE, spec, n_samples=len(todo), archs=todo,
                                      out_dir=Path(work) / "subnets", seed=args.seed, repeat_fraction=0.0,
@@ -87,26 +69,22 @@ def main() -> None:
                 got = dict(zip(sub.table["arch"], sub.latency("min_ms")))
                 print(f"{len(todo)} subnets measured", flush=True)
                 continue
-            costs, seconds = measure_blocks(device, spec, Path(work) / f"blocks{i}", step, args.seed)
+            costs, seconds = measure_blocks(device, spec, Path(work) / f"blocks{i}", args.seed, _BLOCK_REMEASURE=step)
             blocks.append(costs)
             report["measurements"].append({"protocol": "re-measured" if step else "not re-measured",
-                                           "started_utc": started, "load_at_start": load0, "seconds": seconds})
-            print(f"blocks {'re-measured' if step else 'not re-measured'}: {seconds:.1f} s", flush=True)
+                                           "started_utc": started, "load_at_start": load0,
+                                           "seconds": seconds["measure"]})
+            print(f"blocks {'re-measured' if step else 'not re-measured'}: {seconds['measure']:.1f} s", flush=True)
     y_test = np.array([got[a.to_json()] for a in test])
     stored = Profile.load(args.work / args.device)
     before = dict(zip(stored.table["arch"], stored.latency("min_ms")))
     report["held_out_vs_work_folder_within_10"] = within(y_test, np.array([before[a.to_json()] for a in test]), 0.10)
     for row, costs in zip(report["measurements"], blocks):
-        row["pairs"] = {}
-        for name, chosen in picks.items():
-            y = np.array([got[a.to_json()] for a in chosen])
-            pred = full[name].adapt(chosen, y, device, block_costs=costs, seed=args.seed).predict_archs(test)
-            row["pairs"][name] = {"within_10": within(y_test, pred, 0.10),
-                                  "kendall_tau": float(kendall_tau(y_test, pred))}
+        row["pairs"] = adapted_scores(sources, got, device, costs, test, args.seed)
         row["blocks_within_10_of_first"] = within(np.array(list(blocks[0].values())),
                                                   np.array([costs[k] for k in blocks[0]]), 0.10)
     report["load_at_end"] = os.getloadavg()
-    names = list(picks)
+    names = list(sources)
     lines = [f"# Block protocols on {device.name}, blocks, picks and held-out subnets measured together", "",
              "Written by `benchmarks/fresh_blocks.py` (see its docstring); nothing else ran.",
              f"{machine_line(report['machine'])} Started {report['started_utc']}; load average (1 min) "

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hwprofiles import DeviceSpec, MeasureConfig, coverage_archs, fingerprint, get_device, profile_device
+from hwprofiles import DeviceSpec, MeasureConfig, Profile, coverage_archs, fingerprint, get_device, profile_device
 from predictors import (DEFAULT_NAMES, FeatureSchema, adaptation_archs, block_costs_of, build_latency_predictor,
                         compare_predictors, kendall_tau, latency_metrics, within)
 from supernet import DEFAULT_SPACE
@@ -262,6 +262,33 @@ def _full_predictor(schema: FeatureSchema, device: DeviceSpec, archs: list, y: n
     name = table.sort_values(["within_10", "mape"], ascending=[False, True]).iloc[0]["predictor"]
     pred = build_latency_predictor(name, schema, device, seed=seed, profile={"target": "min_ms"})
     return pred.fit_archs(archs, y)
+
+
+def source_predictors(work: Path, names: list[str], schema: FeatureSchema, train: list, seed: int,
+                      k: int = max(PAIR_KS)) -> dict[str, tuple]:
+    """name -> (the device's full predictor fitted on `train` from its profile in `work`, its k picks)."""
+    out = {}
+    for name in names:
+        prof = Profile.load(work / name)
+        got = dict(zip(prof.table["arch"], prof.latency("min_ms")))
+        full = _full_predictor(schema, _pair_device(name, work), train, np.array([got[a.to_json()] for a in train]),
+                               seed)
+        out[name] = (full, adaptation_archs(full, k, seed=seed))
+    return out
+
+
+def adapted_scores(sources: dict[str, tuple], measured: dict[str, float], device: DeviceSpec,
+                   block_costs: dict[str, float], test: list, seed: int) -> dict[str, dict[str, float]]:
+    """Each source predictor adapted to `device` with its picks' latencies in `measured` (arch JSON ->
+    ms) and `block_costs`: its share of `test` within ±10% of `measured` and Kendall tau."""
+    y_test = np.array([measured[a.to_json()] for a in test])
+    out = {}
+    for name, (full, picks) in sources.items():
+        y = np.array([measured[a.to_json()] for a in picks])
+        pred = full.adapt(picks, y, device, block_costs=block_costs, seed=seed).predict_archs(test)
+        scores = latency_metrics(y_test, pred)
+        out[name] = {"within_10": scores["within_10"], "kendall_tau": scores["kendall_tau"]}
+    return out
 
 
 def pair_table(args, schema, archs, train_idx, test_idx, config, work: Path, cache: Path) -> pd.DataFrame:
