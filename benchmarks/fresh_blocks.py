@@ -1,17 +1,28 @@
 """Block protocols judged with every measurement taken together: blocks, picks and held-out subnets.
 
 A device's latencies drift over hours on a shared VM (torch-cpu's held-out subnets measured
-again hours later: 29% within ±10% of the first measurement), so blocks measured now cannot be
-judged against subnets measured earlier. Here, on `--device`, the blocks are measured with each
-protocol twice (order A B, then the subnets, then B A), and in between the k = 20 adaptation
-subnets of every source and the 100 held-out subnets, all with the default `MeasureConfig`.
-Each block measurement then adapts every source predictor (fitted on a benchmarks/
-latency_predictors.py work folder, `--work`) with those picks, scored on those held-out subnets.
-Protocols: "re-measured" (what profile_device does for a single-thread device's blocks: a block
-whose spread is wide is measured again) and "not re-measured" (tried, not adopted; it halves
-torch-cpu's block time). Writes benchmarks/results/fresh_blocks.{md,json}.
+again hours later: 22-46% within ±10% of the first measurement), so blocks measured now cannot
+be judged against subnets measured earlier. Here, on `--device`, `--cycles` cycles each measure
+the blocks with one protocol, then the k = 20 adaptation subnets of every source and the 100
+held-out subnets (default `MeasureConfig`), then the blocks with the other protocol; the
+protocols swap places from one cycle to the next, so each is as often measured just before its
+subnets as just after them. Each block measurement then adapts every source predictor (fitted on
+a benchmarks/latency_predictors.py work folder, `--work`) with its cycle's picks, scored on its
+cycle's held-out subnets. Also reported: how far the block sum explains the held-out subnets
+(coefficient of variation of subnet / block sum) and how far a protocol's measurements agree.
 
-    .venv/bin/python benchmarks/fresh_blocks.py --work /tmp/hwnas-bench-lp3 --device torch-cpu
+A protocol is `hwprofiles.profile_device` as it is, with its block constants set as in
+PROTOCOLS: "quarter visits" (what profile_device does for a single-thread device: 24 rounds of
+visits a quarter as long, no spread re-measurement), "re-measured" (the protocol before it: six
+rounds of full visits, and six more for a block whose spread is wide, keeping the narrower
+attempt) and "not re-measured" (six rounds of full visits once). All take the blocks in one list
+here; before quarter visits, profile_device took them in chunks of 25. fresh_blocks_run1
+compared re-measured and not re-measured blocks (chunked) with one subnet measurement between
+two pairs of block measurements (this script as of commit 1e2d537). Writes
+benchmarks/results/fresh_blocks.{md,json}.
+
+    .venv/bin/python benchmarks/fresh_blocks.py --work /tmp/hwnas-bench-lp3 --device torch-cpu \
+        --protocols "re-measured,quarter visits" --cycles 2
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hwprofiles import Profile, fingerprint, profile_device
+from hwprofiles import Profile, arch_blocks, fingerprint, profile_device
 from predictors import FeatureSchema, within
 from runners.config import DEFAULT_TASK
 from supernet import DEFAULT_SPACE
@@ -35,6 +46,9 @@ from latency_predictors import _pair_device, adapted_scores, source_predictors
 
 RESULTS = Path(__file__).parent / "results"
 K = 20
+PROTOCOLS = {"quarter visits": {"_BLOCK_REMEASURE": False, "_BLOCK_VISIT_SPLIT": 4},  # profile_device's constants
+             "re-measured": {"_BLOCK_REMEASURE": True, "_BLOCK_VISIT_SPLIT": 1},
+             "not re-measured": {"_BLOCK_REMEASURE": False, "_BLOCK_VISIT_SPLIT": 1}}
 
 
 def main() -> None:
@@ -43,8 +57,13 @@ def main() -> None:
     parser.add_argument("--device", default="torch-cpu")
     parser.add_argument("--sources", default="cpu,cpu-2t,cpu-b4,cpu-s64")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--protocols", default="re-measured,quarter visits", help="two names from PROTOCOLS")
+    parser.add_argument("--cycles", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    protocols = args.protocols.split(",")
+    if len(protocols) != 2 or any(p not in PROTOCOLS for p in protocols):
+        parser.error(f"--protocols takes two of {list(PROTOCOLS)}, got {args.protocols!r}")
     spec = get_task(DEFAULT_TASK).spec
     schema = FeatureSchema(DEFAULT_SPACE, spec)
     archs, train_idx, test_idx = held_out_split(DEFAULT_SPACE, 500, 100, args.seed)
@@ -52,54 +71,76 @@ def main() -> None:
     device = _pair_device(args.device, args.work)
     sources = source_predictors(args.work, args.sources.split(","), schema, train, args.seed, K)
     report = {"device": device.to_dict(), "machine": fingerprint(), "load_at_start": os.getloadavg(),
-              "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "measurements": []}
-    order = [True, False, None, False, True]  # re-measured, not, the subnets, not, re-measured
-    blocks = []
-    with tempfile.TemporaryDirectory(prefix="hwnas-fresh-blocks-") as work:
-        for i, step in enumerate(order):
-            load0, started = os.getloadavg()[0], time.strftime("%H:%M:%S", time.gmtime())
-            if step is None:
-                todo = list(dict.fromkeys([a for _, chosen in sources.values() for a in chosen] + test))
-                t0 = time.perf_counter()
-                sub = profile_device(device, DEFAULT_SPACE, spec, n_samples=len(todo), archs=todo,
-                                     out_dir=Path(work) / "subnets", seed=args.seed, repeat_fraction=0.0,
-                                     progress=False, export_workers=2)
-                report["subnets"] = {"n": len(todo), "seconds": time.perf_counter() - t0, "started_utc": started,
-                                     "load_at_start": load0}
-                got = dict(zip(sub.table["arch"], sub.latency("min_ms")))
-                print(f"{len(todo)} subnets measured", flush=True)
-                continue
-            costs, seconds = measure_blocks(device, spec, Path(work) / f"blocks{i}", args.seed, _BLOCK_REMEASURE=step)
-            blocks.append(costs)
-            report["measurements"].append({"protocol": "re-measured" if step else "not re-measured",
-                                           "started_utc": started, "load_at_start": load0,
-                                           "seconds": seconds["measure"]})
-            print(f"blocks {'re-measured' if step else 'not re-measured'}: {seconds['measure']:.1f} s", flush=True)
-    y_test = np.array([got[a.to_json()] for a in test])
+              "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cycles": [], "measurements": []}
     stored = Profile.load(args.work / args.device)
     before = dict(zip(stored.table["arch"], stored.latency("min_ms")))
-    report["held_out_vs_work_folder_within_10"] = within(y_test, np.array([before[a.to_json()] for a in test]), 0.10)
-    for row, costs in zip(report["measurements"], blocks):
-        row["pairs"] = adapted_scores(sources, got, device, costs, test, args.seed)
-        row["blocks_within_10_of_first"] = within(np.array(list(blocks[0].values())),
-                                                  np.array([costs[k] for k in blocks[0]]), 0.10)
+    todo = list(dict.fromkeys([a for _, chosen in sources.values() for a in chosen] + test))
+    blocks: dict[str, list[dict[str, float]]] = {p: [] for p in protocols}
+    with tempfile.TemporaryDirectory(prefix="hwnas-fresh-blocks-") as work:
+        for c in range(args.cycles):
+            first, second = protocols if c % 2 == 0 else protocols[::-1]
+            measured = [_blocks(device, spec, Path(work) / f"blocks{c}-{first}", args.seed, first)]
+            load0, started, t0 = os.getloadavg()[0], time.strftime("%H:%M:%S", time.gmtime()), time.perf_counter()
+            sub = profile_device(device, DEFAULT_SPACE, spec, n_samples=len(todo), archs=todo,
+                                 out_dir=Path(work) / f"subnets{c}", seed=args.seed + c, repeat_fraction=0.0,
+                                 progress=False, export_workers=2)
+            got = dict(zip(sub.table["arch"], sub.latency("min_ms")))
+            y_test = np.array([got[a.to_json()] for a in test])
+            report["cycles"].append({"started_utc": started, "load_at_start": load0, "n_subnets": len(todo),
+                                     "seconds": time.perf_counter() - t0, "held_out_vs_work_folder_within_10":
+                                     within(y_test, np.array([before[a.to_json()] for a in test]), 0.10)})
+            print(f"cycle {c}: {len(todo)} subnets measured", flush=True)
+            measured.append(_blocks(device, spec, Path(work) / f"blocks{c}-{second}", args.seed, second))
+            for row, costs in measured:
+                ratio = y_test / np.array([sum(costs[k.name] for k in arch_blocks(a)) for a in test])
+                row.update(cycle=c, pairs=adapted_scores(sources, got, device, costs, test, args.seed),
+                           subnet_over_block_sum_cv=float(ratio.std() / ratio.mean()))
+                if blocks[row["protocol"]]:
+                    earlier = blocks[row["protocol"]][-1]
+                    row["blocks_within_10_of_previous"] = within(np.array([earlier[k] for k in costs]),
+                                                                 np.array(list(costs.values())), 0.10)
+                blocks[row["protocol"]].append(costs)
+                report["measurements"].append(row)
     report["load_at_end"] = os.getloadavg()
     names = list(sources)
+    rows = report["measurements"]
     lines = [f"# Block protocols on {device.name}, blocks, picks and held-out subnets measured together", "",
              "Written by `benchmarks/fresh_blocks.py` (see its docstring); nothing else ran.",
              f"{machine_line(report['machine'])} Started {report['started_utc']}; load average (1 min) "
              f"{report['load_at_start'][0]:.2f} at the start, {report['load_at_end'][0]:.2f} at the end.",
-             f"Subnets ({report['subnets']['n']}: the {K} picks of each source and 100 held-out) measured at "
-             f"{report['subnets']['started_utc']} UTC between the second and third block measurement; the held-out "
-             f"ones are {report['held_out_vs_work_folder_within_10']:.0%} within ±10% of the work folder's "
-             "measurement of them. Cells: adapted predictor's share within ±10% / Kendall tau.", "",
-             "| # | protocol | started (UTC) | load | measure s | blocks within ±10% of #0 | "
-             + " | ".join(f"{n} ->" for n in names) + " |", "|---|---|---|---|---|---|" + "---|" * len(names)]
-    for i, r in enumerate(report["measurements"]):
+             f"Each cycle measures one protocol's blocks, its {len(todo)} subnets (the {K} picks of each source and "
+             f"{len(test)} held-out), then the other protocol's blocks. Cells: adapted predictor's share of the "
+             "cycle's held-out subnets within ±10% / Kendall tau. cv: coefficient of variation of held-out subnet "
+             "over its block sum. agree: blocks within ±10% of the protocol's previous measurement.", "",
+             "| cycle | subnets (UTC) | held-out within ±10% of work folder |", "|---|---|---|"]
+    lines += [f"| {c} | {r['started_utc']} | {r['held_out_vs_work_folder_within_10']:.2f} |"
+              for c, r in enumerate(report["cycles"])]
+    lines += ["", "| cycle | protocol | started (UTC) | load | measure s | cv | agree | "
+              + " | ".join(f"{n} ->" for n in names) + " | met |", "|---|---|---|---|---|---|---|" + "---|" * len(names)
+              + "---|"]
+    for r in rows:
         cells = " | ".join(f"{r['pairs'][n]['within_10']:.2f} / {r['pairs'][n]['kendall_tau']:.2f}" for n in names)
-        lines.append(f"| {i} | {r['protocol']} | {r['started_utc']} | {r['load_at_start']:.2f} | {r['seconds']:.1f} | "
-                     f"{r['blocks_within_10_of_first']:.2f} | {cells} |")
+        met = sum(r["pairs"][n]["within_10"] >= 0.95 and r["pairs"][n]["kendall_tau"] >= 0.9 for n in names)
+        agree = f"{r['blocks_within_10_of_previous']:.2f}" if "blocks_within_10_of_previous" in r else "-"
+        lines.append(f"| {r['cycle']} | {r['protocol']} | {r['started_utc']} | {r['load_at_start']:.2f} | "
+                     f"{r['seconds']:.1f} | {r['subnet_over_block_sum_cv']:.3f} | {agree} | {cells} | {met} |")
+    lines += ["", "| protocol | measure s | mean cv | pairs met | mean within ±10% |", "|---|---|---|---|---|"]
+    for p in protocols:
+        mine = [r for r in rows if r["protocol"] == p]
+        shares = [r["pairs"][n]["within_10"] for r in mine for n in names]
+        met = sum(r["pairs"][n]["within_10"] >= 0.95 and r["pairs"][n]["kendall_tau"] >= 0.9 for r in mine for n in names)
+        lines.append(f"| {p} | {min(r['seconds'] for r in mine):.0f}-{max(r['seconds'] for r in mine):.0f} | "
+                     f"{np.mean([r['subnet_over_block_sum_cv'] for r in mine]):.3f} | {met} of {len(shares)} | "
+                     f"{np.mean(shares):.2f} |")
     save_report(args.out, "fresh_blocks", report, lines)
+
+
+def _blocks(device, spec, folder: Path, seed: int, protocol: str) -> tuple[dict, dict[str, float]]:
+    """(report row, cost per block name) of one block measurement with `protocol`."""
+    load0, started = os.getloadavg()[0], time.strftime("%H:%M:%S", time.gmtime())
+    costs, seconds = measure_blocks(device, spec, folder, seed, **PROTOCOLS[protocol])
+    print(f"blocks {protocol}: {seconds['measure']:.1f} s", flush=True)
+    return {"protocol": protocol, "started_utc": started, "load_at_start": load0, "seconds": seconds["measure"]}, costs
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ SCHEMA_VERSION = 1
 META, TABLE, BLOCKS, REPEAT = "profile.json", "measurements.parquet", "blocks.parquet", "repeat.parquet"
 _BLOCK_PASSES = 4  # passes over the blocks of a multi-thread device (profile_device)
 _BLOCK_ROUND_SHARE = 3  # each of them with a third of the subnets' rounds (two of the default six)
-_BLOCK_REMEASURE = True  # one thread: re-measure a block whose spread is wide (benchmarks/fresh_blocks.py)
+_BLOCK_VISIT_SPLIT = 4  # one thread: 4x the subnets' rounds, each visit 1/4 of a subnet visit's runs and seconds
+_BLOCK_REMEASURE = False  # one thread: re-measure a block whose spread is wide (benchmarks/fresh_blocks.py)
 TARGETS = ("median_ms", "min_ms")  # statistics a predictor can be fitted to
 # The statistic fitted when none is named: the fastest timed run. On shared or virtual
 # machines the median drifts with the neighbours' load while the fastest run repeats
@@ -384,23 +385,30 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
             # met the goal (0.95 within ±10%) in 23 of 24 pairs over six measurements (0.80 once;
             # block_passes_run2.md, block_passes.md). Five passes of one round (more sessions, fewer
             # runs each) took 43-54 s but met it in 6 of 12 there; three re-measured passes 56-69 s.
-            # One thread: a block whose spread is wide is measured again. On torch-cpu every visit
-            # reaches the run cap, so that doubles its blocks' time (71-82 s, 38-44 s without), but
-            # without it blocks measured a minute apart agreed less (65-85% within ±10%, against 96%)
-            # and adapted pairs into torch-cpu came out worse (0.37-0.74 against 0.71-0.91 within ±10%,
-            # in an unsteady hour; benchmarks/results/fresh_blocks.md), so it stays.
-            block_passes, block_config = 1, replace(config, gate=0, passes=1,
-                                                    repeats=config.repeats if _BLOCK_REMEASURE else 0)
+            # One thread: one pass over all blocks at once (a block's visits spread over the whole
+            # measurement, not over one chunk's seconds) of four times the rounds, each visit a quarter
+            # of a subnet visit's runs and seconds, without the spread re-measurement: the same runs
+            # at more moments. The protocol before (six full visits, and six more for a block whose
+            # spread was wide, keeping the narrower attempt) re-measured nearly every block at
+            # microseconds, so torch-cpu took 71-92 s, and it threw half the moments away. torch-cpu:
+            # 47-48 s now, adapted pairs as good, blocks measured minutes apart agreeing 100% within
+            # ±10% against 92% (benchmarks/results/fresh_blocks.md, block_seconds.md); the protocols
+            # simulated on recorded visits agreed as well or better (block_visits_*.md).
+            block_passes, block_chunk, block_config = 1, len(todo_blocks), replace(
+                config, gate=0, passes=1, rounds=config.rounds * _BLOCK_VISIT_SPLIT,
+                max_runs=max(config.min_runs, config.max_runs // _BLOCK_VISIT_SPLIT),
+                max_seconds=config.max_seconds / _BLOCK_VISIT_SPLIT, repeats=config.repeats if _BLOCK_REMEASURE else 0)
             if passes > 1:
-                block_passes = _BLOCK_PASSES
-                block_config = replace(block_config, rounds=max(1, config.rounds // _BLOCK_ROUND_SHARE), repeats=0)
+                block_passes, block_chunk = _BLOCK_PASSES, chunk_size
+                block_config = replace(config, gate=0, passes=1, rounds=max(1, config.rounds // _BLOCK_ROUND_SHARE),
+                                       repeats=0)
             advance = add(f"blocks of {device.name}", len(todo_blocks) * block_passes)
             if helper is not None:  # every file at once, half of them in the helper: one wait, not one per chunk
                 t0 = time.perf_counter()
                 helper.blocks(supernet(), todo_blocks, folder)
                 save_meta("block_export", t0)
             measured: dict[BlockKey, list[Measurement]] = {}
-            for p, start, end in chunks_in_passes(chunk_bounds(len(todo_blocks), chunk_size), block_passes, 0.0):
+            for p, start, end in chunks_in_passes(chunk_bounds(len(todo_blocks), block_chunk), block_passes, 0.0):
                 t0 = time.perf_counter()
                 chunk = todo_blocks[start:end]
                 built = [block_model_for(supernet(), k, device, folder) for k in chunk]

@@ -30,7 +30,8 @@ For a list of loaded models (zero-argument callables that run one inference each
    full passes by default (three times the runs, plus the gaps on a short list); one thread
    keeps one pass, since its slow phases hit every model alike, which the gate catches. A
    profile's blocks take four passes of a third of the rounds each, back to back, without the
-   spread re-measurement (`hwprofiles.profile_device`).
+   spread re-measurement; on one thread, one pass over all blocks at once of four times the
+   rounds, each visit a quarter as long, also without it (`hwprofiles.profile_device`).
 
 Timing uses `time.perf_counter_ns` around each single run; the loop adds well under a
 microsecond per run, small against the 0.05-2 ms of the models measured here.

@@ -223,19 +223,23 @@ def test_a_multi_thread_device_is_profiled_in_passes(tmp_path, tiny_space, tiny_
 
 
 def test_blocks_of_a_single_thread_device_are_measured_in_one_pass(tmp_path, tiny_space, tiny_spec, monkeypatch):
-    """One pass, every round, the spread re-measurement kept (the multi-thread passes drop it), no gate."""
+    """One pass over all blocks at once: four times the rounds, visits of a quarter of the runs and
+    seconds, no spread re-measurement, no gate."""
     import hwprofiles._profile as profile_module
 
     calls, real = [], profile_module.measure_shaped
 
     def spy(models, device, shapes, config, *, seed):
-        calls.append((len(models), config.rounds, config.passes, config.repeats, config.gate))
+        calls.append((len(models), config.rounds, config.passes, config.repeats, config.gate, config.max_runs,
+                      config.max_seconds))
         return real(models, device, shapes, config, seed=seed)
 
     monkeypatch.setattr(profile_module, "measure_shaped", spy)
-    config = replace(QUICK, rounds=2, repeats=1, gate=0.15)
+    config = replace(QUICK, rounds=2, repeats=1, gate=0.15, min_runs=3, max_runs=20, max_seconds=0.004)
     prof = profile_device("cpu", tiny_space, tiny_spec, n_samples=3, out_dir=tmp_path / "p", seed=0, config=config,
-                          progress=False, chunk_size=100, repeat_fraction=0, blocks=True)
+                          progress=False, chunk_size=2, repeat_fraction=0, blocks=True)
     n_blocks = len(block_keys(tiny_space))
-    assert [c[1:] for c in calls] == [(2, 1, 1, 0.15), (2, 1, 1, 0)] and [c[0] for c in calls] == [3, n_blocks]
-    assert len(prof.blocks) == n_blocks
+    assert [c[0] for c in calls] == [2, 1, n_blocks]  # subnets in chunks, the blocks in one list
+    assert [c[1:5] for c in calls] == [(2, 1, 1, 0.15)] * 2 + [(8, 1, 0, 0)]
+    assert calls[-1][5:] == (5, pytest.approx(0.001))
+    assert len(prof.blocks) == n_blocks and all(len(r) >= 8 * 3 for r in prof.blocks["raw_ms"])
