@@ -120,7 +120,7 @@ def main() -> None:
               + "---|"]
     for r in rows:
         cells = " | ".join(f"{r['pairs'][n]['within_10']:.2f} / {r['pairs'][n]['kendall_tau']:.2f}" for n in names)
-        met = sum(r["pairs"][n]["within_10"] >= 0.95 and r["pairs"][n]["kendall_tau"] >= 0.9 for n in names)
+        met = _met(r["pairs"])
         agree = f"{r['blocks_within_10_of_previous']:.2f}" if "blocks_within_10_of_previous" in r else "-"
         lines.append(f"| {r['cycle']} | {r['protocol']} | {r['started_utc']} | {r['load_at_start']:.2f} | "
                      f"{r['seconds']:.1f} | {r['subnet_over_block_sum_cv']:.3f} | {agree} | {cells} | {met} |")
@@ -128,11 +128,16 @@ def main() -> None:
     for p in protocols:
         mine = [r for r in rows if r["protocol"] == p]
         shares = [r["pairs"][n]["within_10"] for r in mine for n in names]
-        met = sum(r["pairs"][n]["within_10"] >= 0.95 and r["pairs"][n]["kendall_tau"] >= 0.9 for r in mine for n in names)
+        met = sum(_met(r["pairs"]) for r in mine)
         lines.append(f"| {p} | {min(r['seconds'] for r in mine):.0f}-{max(r['seconds'] for r in mine):.0f} | "
                      f"{np.mean([r['subnet_over_block_sum_cv'] for r in mine]):.3f} | {met} of {len(shares)} | "
                      f"{np.mean(shares):.2f} |")
     save_report(args.out, "fresh_blocks", report, lines)
+
+
+def _met(pairs: dict[str, dict[str, float]]) -> int:
+    """How many adapted pairs meet the goal: >= 0.95 within ±10% and Kendall tau >= 0.9."""
+    return sum(p["within_10"] >= 0.95 and p["kendall_tau"] >= 0.9 for p in pairs.values())
 
 
 def _blocks(device, spec, folder: Path, seed: int, protocol: str) -> tuple[dict, dict[str, float]]:
