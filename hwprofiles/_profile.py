@@ -391,7 +391,7 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
             # at more moments. The protocol before (six full visits, and six more for a block whose
             # spread was wide, keeping the narrower attempt) re-measured nearly every block at
             # microseconds, so torch-cpu took 71-92 s, and it threw half the moments away. torch-cpu:
-            # 47-48 s now, adapted pairs as good, blocks measured minutes apart agreeing 100% within
+            # 47-55 s now, adapted pairs as good, blocks measured minutes apart agreeing 100% within
             # ±10% against 92% (benchmarks/results/fresh_blocks.md, block_seconds.md); the protocols
             # simulated on recorded visits agreed as well or better (block_visits_*.md).
             block_passes, block_chunk, block_config = 1, len(todo_blocks), replace(
