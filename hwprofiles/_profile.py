@@ -389,11 +389,13 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
             # measurement, not over one chunk's seconds) of four times the rounds, each visit a quarter
             # of a subnet visit's runs and seconds, without the spread re-measurement: the same runs
             # at more moments. The protocol before (six full visits, and six more for a block whose
-            # spread was wide, keeping the narrower attempt) re-measured nearly every block at
-            # microseconds, so torch-cpu took 71-92 s, and it threw half the moments away. torch-cpu:
-            # 47-55 s now, adapted pairs as good, blocks measured minutes apart agreeing 100% within
-            # ±10% against 92% (benchmarks/results/fresh_blocks.md, block_seconds.md); the protocols
-            # simulated on recorded visits agreed as well or better (block_visits_*.md).
+            # spread was wide, keeping the narrower attempt) threw half the moments away, and in
+            # unsteady hours, when nearly every block's spread is wide, took torch-cpu 71-92 s (39 s in
+            # a steady one). Quarter visits: 45-55 s in both; measured beside the same subnets, adapted
+            # pairs as good (8 of 8 met the goal with each in a steady hour) and, in an unsteady one,
+            # blocks measured minutes apart agreeing 100% within ±10% against 92%
+            # (benchmarks/results/fresh_blocks.md, fresh_blocks_run2.md, block_seconds.md); the
+            # protocols simulated on recorded visits agreed as well or better (block_visits_*.md).
             block_passes, block_chunk, block_config = 1, len(todo_blocks), replace(
                 config, gate=0, passes=1, rounds=config.rounds * _BLOCK_VISIT_SPLIT,
                 max_runs=max(config.min_runs, config.max_runs // _BLOCK_VISIT_SPLIT),
