@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hwprofiles import MeasureConfig, Measurement, arch_blocks, block_keys, fingerprint, profile_device
+from hwprofiles import MeasureConfig, Measurement, block_keys, fingerprint
 from hwprofiles._backends import load_runner
 from hwprofiles._models import block_model_for
 from hwprofiles._protocol import time_runs
@@ -47,7 +47,8 @@ from supernet import DEFAULT_SPACE, Supernet
 from supernet.tasks import get_task
 
 from _common import held_out_split, machine_line, save_report
-from latency_predictors import _pair_device, adapted_scores, source_predictors
+from latency_predictors import (_pair_device, adapted_scores, block_sum_cv, measure_picks_and_held_out, meets_goal,
+                                source_predictors)
 
 RESULTS = Path(__file__).parent / "results"
 K, ROUNDS = 20, 24
@@ -128,17 +129,13 @@ def main() -> None:
     net, keys = Supernet(DEFAULT_SPACE, spec, seed=args.seed), block_keys(DEFAULT_SPACE)
     report = {"device": device.to_dict(), "machine": fingerprint(), "load_at_start": os.getloadavg(),
               "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "recordings": [], "protocols": {}}
-    todo = list(dict.fromkeys([a for _, chosen in sources.values() for a in chosen] + test))
     recordings = []
     with tempfile.TemporaryDirectory(prefix="hwnas-block-visits-") as work:
         for step in ("blocks", "subnets", "blocks"):
             load0, started = os.getloadavg()[0], time.strftime("%H:%M:%S", time.gmtime())
             if step == "subnets":
-                sub = profile_device(device, DEFAULT_SPACE, spec, n_samples=len(todo), archs=todo,
-                                     out_dir=Path(work) / "subnets", seed=args.seed, repeat_fraction=0.0,
-                                     progress=False, export_workers=2)
-                got = dict(zip(sub.table["arch"], sub.latency("min_ms")))
-                report["subnets"] = {"n": len(todo), "started_utc": started, "load_at_start": load0}
+                got = measure_picks_and_held_out(device, spec, sources, test, Path(work) / "subnets", args.seed)
+                report["subnets"] = {"n": len(got), "started_utc": started, "load_at_start": load0}
                 continue
             visits, seconds = record(device, net, keys, config, Path(work), args.seed + len(recordings))
             recordings.append(visits)
@@ -153,18 +150,16 @@ def main() -> None:
             for start in starts:
                 costs, seconds = simulate(visits, start, protocol, config)
                 by_name = dict(zip([k.name for k in keys], costs))
-                ratio = y_test / np.array([sum(by_name[k.name] for k in arch_blocks(a)) for a in test])
                 pairs = adapted_scores(sources, got, device, by_name, test, args.seed)
                 samples.append({"recording": r, "start": start, "costs": costs, "seconds": seconds,
-                                "cv": float(ratio.std() / ratio.mean()), "pairs": pairs})
+                                "cv": block_sum_cv(schema, test, y_test, by_name), "pairs": pairs})
         firsts = [s["costs"] for s in samples if s["start"] == 0]
         report["protocols"][protocol] = {
             "samples": [{k: v for k, v in s.items() if k != "costs"} for s in samples],
             "seconds": float(np.mean([s["seconds"] for s in samples])),
             "cv": float(np.mean([s["cv"] for s in samples])),
             "within_10": float(np.mean([p["within_10"] for s in samples for p in s["pairs"].values()])),
-            "met": int(sum(p["within_10"] >= 0.95 and p["kendall_tau"] >= 0.9 for s in samples
-                           for p in s["pairs"].values())),
+            "met": sum(meets_goal(p) for s in samples for p in s["pairs"].values()),
             "cases": len(samples) * len(names),
             "agree": within(np.array(firsts[0]), np.array(firsts[1]), 0.10)}
         print(protocol, {k: v for k, v in report["protocols"][protocol].items() if k != "samples"}, flush=True)

@@ -35,14 +35,15 @@ from pathlib import Path
 
 import numpy as np
 
-from hwprofiles import Profile, arch_blocks, fingerprint, profile_device
+from hwprofiles import Profile, fingerprint
 from predictors import FeatureSchema, within
 from runners.config import DEFAULT_TASK
 from supernet import DEFAULT_SPACE
 from supernet.tasks import get_task
 
 from _common import held_out_split, machine_line, measure_blocks, save_report
-from latency_predictors import _pair_device, adapted_scores, source_predictors
+from latency_predictors import (_pair_device, adapted_scores, block_sum_cv, measure_picks_and_held_out, meets_goal,
+                                source_predictors)
 
 RESULTS = Path(__file__).parent / "results"
 K = 20
@@ -74,27 +75,22 @@ def main() -> None:
               "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cycles": [], "measurements": []}
     stored = Profile.load(args.work / args.device)
     before = dict(zip(stored.table["arch"], stored.latency("min_ms")))
-    todo = list(dict.fromkeys([a for _, chosen in sources.values() for a in chosen] + test))
     blocks: dict[str, list[dict[str, float]]] = {p: [] for p in protocols}
     with tempfile.TemporaryDirectory(prefix="hwnas-fresh-blocks-") as work:
         for c in range(args.cycles):
             first, second = protocols if c % 2 == 0 else protocols[::-1]
             measured = [_blocks(device, spec, Path(work) / f"blocks{c}-{first}", args.seed, first)]
             load0, started, t0 = os.getloadavg()[0], time.strftime("%H:%M:%S", time.gmtime()), time.perf_counter()
-            sub = profile_device(device, DEFAULT_SPACE, spec, n_samples=len(todo), archs=todo,
-                                 out_dir=Path(work) / f"subnets{c}", seed=args.seed + c, repeat_fraction=0.0,
-                                 progress=False, export_workers=2)
-            got = dict(zip(sub.table["arch"], sub.latency("min_ms")))
+            got = measure_picks_and_held_out(device, spec, sources, test, Path(work) / f"subnets{c}", args.seed + c)
             y_test = np.array([got[a.to_json()] for a in test])
-            report["cycles"].append({"started_utc": started, "load_at_start": load0, "n_subnets": len(todo),
+            report["cycles"].append({"started_utc": started, "load_at_start": load0, "n_subnets": len(got),
                                      "seconds": time.perf_counter() - t0, "held_out_vs_work_folder_within_10":
                                      within(y_test, np.array([before[a.to_json()] for a in test]), 0.10)})
-            print(f"cycle {c}: {len(todo)} subnets measured", flush=True)
+            print(f"cycle {c}: {len(got)} subnets measured", flush=True)
             measured.append(_blocks(device, spec, Path(work) / f"blocks{c}-{second}", args.seed, second))
             for row, costs in measured:
-                ratio = y_test / np.array([sum(costs[k.name] for k in arch_blocks(a)) for a in test])
                 row.update(cycle=c, pairs=adapted_scores(sources, got, device, costs, test, args.seed),
-                           subnet_over_block_sum_cv=float(ratio.std() / ratio.mean()))
+                           subnet_over_block_sum_cv=block_sum_cv(schema, test, y_test, costs))
                 if blocks[row["protocol"]]:
                     earlier = blocks[row["protocol"]][-1]
                     row["blocks_within_10_of_previous"] = within(np.array([earlier[k] for k in costs]),
@@ -108,7 +104,7 @@ def main() -> None:
              "Written by `benchmarks/fresh_blocks.py` (see its docstring); nothing else ran.",
              f"{machine_line(report['machine'])} Started {report['started_utc']}; load average (1 min) "
              f"{report['load_at_start'][0]:.2f} at the start, {report['load_at_end'][0]:.2f} at the end.",
-             f"Each cycle measures one protocol's blocks, its {len(todo)} subnets (the {K} picks of each source and "
+             f"Each cycle measures one protocol's blocks, its {report['cycles'][0]['n_subnets']} subnets (the {K} picks of each source and "
              f"{len(test)} held-out), then the other protocol's blocks. Cells: adapted predictor's share of the "
              "cycle's held-out subnets within ±10% / Kendall tau. cv: coefficient of variation of held-out subnet "
              "over its block sum. agree: blocks within ±10% of the protocol's previous measurement.", "",
@@ -120,7 +116,7 @@ def main() -> None:
               + "---|"]
     for r in rows:
         cells = " | ".join(f"{r['pairs'][n]['within_10']:.2f} / {r['pairs'][n]['kendall_tau']:.2f}" for n in names)
-        met = _met(r["pairs"])
+        met = sum(map(meets_goal, r["pairs"].values()))
         agree = f"{r['blocks_within_10_of_previous']:.2f}" if "blocks_within_10_of_previous" in r else "-"
         lines.append(f"| {r['cycle']} | {r['protocol']} | {r['started_utc']} | {r['load_at_start']:.2f} | "
                      f"{r['seconds']:.1f} | {r['subnet_over_block_sum_cv']:.3f} | {agree} | {cells} | {met} |")
@@ -128,16 +124,11 @@ def main() -> None:
     for p in protocols:
         mine = [r for r in rows if r["protocol"] == p]
         shares = [r["pairs"][n]["within_10"] for r in mine for n in names]
-        met = sum(_met(r["pairs"]) for r in mine)
+        met = sum(meets_goal(scores) for r in mine for scores in r["pairs"].values())
         lines.append(f"| {p} | {min(r['seconds'] for r in mine):.0f}-{max(r['seconds'] for r in mine):.0f} | "
                      f"{np.mean([r['subnet_over_block_sum_cv'] for r in mine]):.3f} | {met} of {len(shares)} | "
                      f"{np.mean(shares):.2f} |")
     save_report(args.out, "fresh_blocks", report, lines)
-
-
-def _met(pairs: dict[str, dict[str, float]]) -> int:
-    """How many adapted pairs meet the goal: >= 0.95 within ±10% and Kendall tau >= 0.9."""
-    return sum(p["within_10"] >= 0.95 and p["kendall_tau"] >= 0.9 for p in pairs.values())
 
 
 def _blocks(device, spec, folder: Path, seed: int, protocol: str) -> tuple[dict, dict[str, float]]:

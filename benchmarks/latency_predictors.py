@@ -291,6 +291,29 @@ def adapted_scores(sources: dict[str, tuple], measured: dict[str, float], device
     return out
 
 
+def meets_goal(scores: dict[str, float]) -> bool:
+    """Whether an adapted predictor's scores (within_10, kendall_tau) meet GOAL."""
+    return all(scores[key] >= bar for key, bar in GOAL.items())
+
+
+def measure_picks_and_held_out(device: DeviceSpec, spec, sources: dict[str, tuple], test: list, folder: Path,
+                               seed: int) -> dict[str, float]:
+    """Every source's picks and the held-out subnets `test` measured on `device` by profile_device (default
+    `MeasureConfig`, export helper): arch JSON -> fastest run (ms)."""
+    archs = list(dict.fromkeys([a for _, picks in sources.values() for a in picks] + test))
+    prof = profile_device(device, DEFAULT_SPACE, spec, n_samples=len(archs), archs=archs, out_dir=folder, seed=seed,
+                          repeat_fraction=0.0, progress=False, export_workers=2)
+    return dict(zip(prof.table["arch"], prof.latency("min_ms")))
+
+
+def block_sum_cv(schema: FeatureSchema, archs: list, y: np.ndarray, block_costs: dict[str, float]) -> float:
+    """Coefficient of variation of each subnet's latency `y` over its block sum (block counts @ costs,
+    the transfer predictor's B(x)): how far the blocks explain the subnets up to one factor."""
+    sums = schema.transform(archs, ["blocks"]) @ np.array([block_costs[n] for n in schema.names(["blocks"])])
+    ratio = y / sums
+    return float(ratio.std() / ratio.mean())
+
+
 def pair_table(args, schema, archs, train_idx, test_idx, config, work: Path, cache: Path) -> pd.DataFrame:
     """Adaptation between every ordered pair of `args.devices` (see the module docstring); one row per pair, k, method."""
     devices = {n: _pair_device(n, work) for n in args.devices.split(",")}
@@ -380,7 +403,7 @@ def pairs_markdown(report: dict) -> list[str]:
     for (src, tgt), g in pairs[pairs["source"] != "-"].groupby(["source", "target"], sort=False):
         at = lambda method, k: g[(g["method"] == method) & (g["k"] == k)].iloc[0]  # noqa: E731
         best = at("transfer", 20)
-        ok = best["within_10"] >= GOAL["within_10"] and best["kendall_tau"] >= GOAL["kendall_tau"]
+        ok = meets_goal(best)
         own = pairs[(pairs["target"] == tgt) & (pairs["source"] == "-")].iloc[0]
         ceiling = "-" if own["ceiling_within_10"] is None or pd.isna(own["ceiling_within_10"]) \
             else f"{own['ceiling_within_10']:.2f}"

@@ -396,14 +396,16 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
             # blocks measured minutes apart agreeing 100% within ±10% against 92%
             # (benchmarks/results/fresh_blocks.md, fresh_blocks_run2.md, block_seconds.md); the
             # protocols simulated on recorded visits agreed as well or better (block_visits_*.md).
-            block_passes, block_chunk, block_config = 1, len(todo_blocks), replace(
-                config, gate=0, passes=1, rounds=config.rounds * _BLOCK_VISIT_SPLIT,
-                max_runs=max(config.min_runs, config.max_runs // _BLOCK_VISIT_SPLIT),
-                max_seconds=config.max_seconds / _BLOCK_VISIT_SPLIT, repeats=config.repeats if _BLOCK_REMEASURE else 0)
             if passes > 1:
                 block_passes, block_chunk = _BLOCK_PASSES, chunk_size
                 block_config = replace(config, gate=0, passes=1, rounds=max(1, config.rounds // _BLOCK_ROUND_SHARE),
                                        repeats=0)
+            else:
+                block_passes, block_chunk = 1, len(todo_blocks)
+                block_config = replace(config, gate=0, passes=1, rounds=config.rounds * _BLOCK_VISIT_SPLIT,
+                                       max_runs=max(config.min_runs, config.max_runs // _BLOCK_VISIT_SPLIT),
+                                       max_seconds=config.max_seconds / _BLOCK_VISIT_SPLIT,
+                                       repeats=config.repeats if _BLOCK_REMEASURE else 0)
             advance = add(f"blocks of {device.name}", len(todo_blocks) * block_passes)
             if helper is not None:  # every file at once, half of them in the helper: one wait, not one per chunk
                 t0 = time.perf_counter()

@@ -27,10 +27,11 @@ sum on the onnxruntime devices is 0.89-0.98 for all-fp32 models, 0.97-1.05 for
 mixed-precision ones, and 1.15-1.17 for one-layer int8 models at batch 4 or sequence
 length 64. The adaptation subnets are mostly uniform (the extremes of the space), the
 held-out random subnets mostly mixed, so without these columns the fit on the picks did not
-carry to them: cpu-2t -> cpu-b4 reached 0.94 within ±10% at k = 20. With them, offline on the same profiles: every one of the 20
-ordered pairs of cpu, cpu-2t, torch-cpu, cpu-b4 and cpu-s64 at >= 0.96 (cpu-2t -> cpu-b4
-1.00); over 72 cases (those pairs plus the four into cpu-2t with 13 other cpu-2t block
-measurements) 64 met 0.95 against 62 before, the worst 0.86 against 0.75. Counting every
+carry to them: cpu-2t -> cpu-b4 reached 0.94 within ±10% at k = 20. With them, offline on
+the same profiles: every one of the 20 ordered pairs of cpu, cpu-2t, torch-cpu, cpu-b4 and
+cpu-s64 at >= 0.96 (cpu-2t -> cpu-b4 1.00); over 72 cases (those pairs plus the four into
+cpu-2t with 13 other cpu-2t block measurements) 64 met 0.95 against 62 before, the worst
+0.86 against 0.75. Counting every
 change between layers instead of precision changes only took cpu -> torch-cpu to 0.78.
 
 Why this form. Figures taken on this 2-core machine while other jobs loaded it (so noisy):
