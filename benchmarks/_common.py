@@ -9,8 +9,9 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 HWNAS = [sys.executable, "-m", "runners.cli"]
 
@@ -83,24 +84,33 @@ def save_report(out: Path, stem: str, report: dict[str, Any], lines: list[str]) 
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
 
 
-def measure_blocks(device: Any, spec: Any, folder: Path, seed: int, **constants: Any
-                   ) -> tuple[dict[str, float], dict[str, float]]:
-    """Every block of the default space measured once on `device` by `hwprofiles.profile_device` (fastest
-    runs, exported with the helper as `hwnas adapt` does) with its block constants set to `constants`
-    (e.g. `_BLOCK_PASSES=5`) for the call: (cost per block name, seconds of export and of measuring)."""
+@contextmanager
+def profile_constants(**constants: Any) -> Iterator[None]:
+    """`hwprofiles.profile_device`'s module constants (e.g. `_BLOCK_PASSES=5`) set to `constants` inside
+    the block, and back to their values after it."""
     import hwprofiles._profile as profile_module
-    from hwprofiles import profile_device
-    from predictors import block_costs_of
-    from supernet import DEFAULT_SPACE
 
     saved = {name: getattr(profile_module, name) for name in constants}
     for name, value in constants.items():
         setattr(profile_module, name, value)
     try:
-        prof = profile_device(device, DEFAULT_SPACE, spec, n_samples=0, archs=[], out_dir=folder, seed=seed,
-                              blocks=True, repeat_fraction=0.0, progress=False, export_workers=2)
+        yield
     finally:
         for name, value in saved.items():
             setattr(profile_module, name, value)
+
+
+def measure_blocks(device: Any, spec: Any, folder: Path, seed: int, **constants: Any
+                   ) -> tuple[dict[str, float], dict[str, float]]:
+    """Every block of the default space measured once on `device` by `hwprofiles.profile_device` (fastest
+    runs, exported with the helper as `hwnas adapt` does) with its block constants set to `constants`
+    (e.g. `_BLOCK_PASSES=5`) for the call: (cost per block name, seconds of export and of measuring)."""
+    from hwprofiles import profile_device
+    from predictors import block_costs_of
+    from supernet import DEFAULT_SPACE
+
+    with profile_constants(**constants):
+        prof = profile_device(device, DEFAULT_SPACE, spec, n_samples=0, archs=[], out_dir=folder, seed=seed,
+                              blocks=True, repeat_fraction=0.0, progress=False, export_workers=2)
     seconds = prof.meta["seconds"]
     return block_costs_of(prof, "min_ms"), {"export": seconds.get("block_export", 0.0), "measure": seconds["blocks"]}

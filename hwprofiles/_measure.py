@@ -16,7 +16,7 @@ from supernet import InputSpec
 
 from ._backends import Runner, load_runner
 from ._device import DeviceSpec
-from ._protocol import MeasureConfig, Measurement, measure_runs
+from ._protocol import Gate, MeasureConfig, Measurement, measure_runs
 
 
 def measure_models(models: Sequence[Any], device: DeviceSpec, spec: InputSpec,
@@ -52,8 +52,13 @@ def _torch_threads_parked() -> Iterator[None]:
 
 
 def measure_shaped(models: Sequence[Any], device: DeviceSpec, shapes: Sequence[tuple[int, int, int]],
-                   config: MeasureConfig | None = None, *, seed: int = 0) -> list[Measurement]:
-    """`measure_models` with one explicit input shape per model (blocks take other inputs)."""
+                   config: MeasureConfig | None = None, *, seed: int = 0, gate: Gate | None = None
+                   ) -> list[Measurement]:
+    """`measure_models` with one explicit input shape per model (blocks take other inputs).
+
+    `gate`: a slow-phase gate shared with other calls (the chunks of one profile). When this call
+    chooses its reference, that model stays loaded after the call, and `gate.close()` unloads it.
+    """
     config = config or MeasureConfig()
     if len(shapes) != len(models):
         raise ValueError(f"need one input shape per model, got {len(shapes)} for {len(models)} models")
@@ -65,10 +70,13 @@ def measure_shaped(models: Sequence[Any], device: DeviceSpec, shapes: Sequence[t
             for m, shape in zip(models, shapes):
                 runners.append(load_runner(device.backend, m, threads=device.threads, input_shape=tuple(shape),
                                            seed=seed))
-            return measure_runs([r.run for r in runners], config, seed=seed, threads=device.threads)
+            return measure_runs([r.run for r in runners], config, seed=seed, threads=device.threads, gate=gate)
         finally:
             for r in runners:
-                r.close()
+                if gate is not None and r.run is gate.reference:
+                    gate.close = r.close
+                else:
+                    r.close()
 
 
 def input_shape_for(device: DeviceSpec, spec: InputSpec) -> tuple[int, int, int]:

@@ -2,7 +2,8 @@
 
 A profile folder holds
 - ``profile.json``: schema version, device spec, environment fingerprint, space, input
-  spec, seed, measurement protocol, profiling time, repeatability;
+  spec, seed, measurement protocol, profiling time, repeatability, and ``slow_chunks``: chunks
+  of subnets measured again after a slow phase (see `profile_device`);
 - ``measurements.parquet``: one row per subnet (arch JSON, genome, median/p10/p90 ms,
   spread, raw timings, attempts, flagged);
 - ``blocks.parquet`` (optional): the same statistics per distinct block;
@@ -33,7 +34,8 @@ from ._backends import backend_unavailable_reason
 from ._device import DeviceSpec, get_device
 from ._measure import measure_shaped
 from ._models import BlockKey, ExportHelper, block_keys, block_model_for, deploy_spec, model_for
-from ._protocol import MeasureConfig, Measurement, chunk_bounds, chunks_in_passes, compare_fingerprints, fingerprint
+from ._protocol import (Gate, MeasureConfig, Measurement, chunk_bounds, chunks_in_passes, compare_fingerprints,
+                        fingerprint)
 from ._sampling import sample_profile_archs
 
 SCHEMA_VERSION = 1
@@ -42,6 +44,7 @@ _BLOCK_PASSES = 4  # passes over the blocks of a multi-thread device (profile_de
 _BLOCK_ROUND_SHARE = 3  # each of them with a third of the subnets' rounds (two of the default six)
 _BLOCK_VISIT_SPLIT = 4  # one thread: 4x the subnets' rounds, each visit 1/4 of a subnet visit's runs and seconds
 _BLOCK_REMEASURE = False  # one thread: re-measure a block whose spread is wide (benchmarks/fresh_blocks.py)
+_SHARED_GATE = True  # one slow-phase gate for every chunk of a profile's subnets (benchmarks/chunk_gate.py)
 TARGETS = ("median_ms", "min_ms")  # statistics a predictor can be fitted to
 # The statistic fitted when none is named: the fastest timed run. On shared or virtual
 # machines the median drifts with the neighbours' load while the fastest run repeats
@@ -289,7 +292,10 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
     first), or the given `archs`. Rows already stored are not measured again, so an
     interrupted run resumes. `blocks` also measures every distinct block for a lookup
     table. A `repeat_fraction` of the subnets (at least 10) is measured a second time,
-    independently, at the end: `Profile.repeatability`. ONNX files go to a temporary
+    independently, at the end: `Profile.repeatability`. Subnets are measured in chunks of
+    `chunk_size`, all judged by one slow-phase gate; on a device measured in one pass, a chunk
+    whose every round was slow against the whole profile is measured once more at the end
+    (``slow_chunks`` in the meta). ONNX files go to a temporary
     folder, or to `onnx_cache` to be reused by later profiles. `export_workers=2` exports half
     of the ONNX files (each chunk's subnets; the blocks all at once) in a helper process
     (`ExportHelper`) while this one exports the rest; measuring starts only once both are done.
@@ -332,6 +338,13 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
     todo_repeat = [a for a in _repeat_subset(archs, repeat_fraction) if a.to_json() not in repeated]
     keep = set(todo_repeat)
 
+    def drop_files(chunk: Sequence[Arch], models: Sequence[Any]) -> None:
+        """Delete measured ONNX files from the temporary folder; repeated subnets keep theirs."""
+        if not onnx_cache:
+            for a, m in zip(chunk, models):
+                if isinstance(m, Path) and a not in keep:
+                    m.unlink(missing_ok=True)
+
     def save_meta(phase: str, t0: float) -> None:
         meta["profiling_seconds"] = float(meta.get("profiling_seconds", 0.0)) + time.perf_counter() - t0
         meta.setdefault("seconds", {})[phase] = meta.get("seconds", {}).get(phase, 0.0) + time.perf_counter() - t0
@@ -340,18 +353,25 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
     cache = nullcontext(Path(onnx_cache)) if onnx_cache else tempfile.TemporaryDirectory(prefix="hwnas-profile-")
     helper = (ExportHelper(space, dspec, seed) if export_workers == 2 and (todo or todo_blocks) and not device.is_torch
               else None)
-    with cache as folder, _progress(progress) as add, closing(helper) if helper else nullcontext():
+    # One slow-phase gate judges every chunk of subnets (the repeatability ones too): its reference
+    # is the first chunk's fastest model, and a chunk's rounds are judged against the fastest probe
+    # of the whole profile so far, not only against each other. A chunk measured in seconds can
+    # fall wholly inside a slow phase, and judged against itself it passes as fast
+    # (end_to_end_run23: its last 5 subnets measured 23-32% slow, every other one within 1.3% of
+    # the run before; cpu-b4: one chunk of 24 of 143 subnets 17-36% slow).
+    gate = Gate() if _SHARED_GATE else None  # None: each chunk chooses its own
+    with (cache as folder, _progress(progress) as add, closing(helper) if helper else nullcontext(),
+          closing(gate) if gate is not None else nullcontext()):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         passes = config.passes_for(device.threads)  # whole-list passes (hwprofiles._protocol, step 5)
         single = config.one_pass()
         if todo:
             advance = add(f"profiling {device.name}", len(todo) * passes)
-            # Chunks of equal size (80 subnets: 4 of 20, not 25, 25, 25 and 5): the slow-phase gate
-            # judges a chunk's rounds against each other, and a chunk of a few models measured in
-            # seconds can fall wholly inside a slow phase (end_to_end_run23: its last 5 subnets
-            # measured 23-32% slow, every other one within 1.3% of the run before).
+            # Chunks of equal size (80 subnets: 4 of 20, not 25, 25, 25 and 5), so that no chunk is
+            # a few models measured in a few seconds.
             parts: dict[Arch, list[Measurement]] = {}
+            probes: dict[tuple[int, int], float] = {}  # one pass: a chunk's fastest probe of any kept round
             first_row = len(rows)
             bounds = chunk_bounds(len(todo), chunk_size, equal=True)
             for p, start, end in chunks_in_passes(bounds, passes, config.pass_gap):
@@ -359,18 +379,38 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
                 chunk, at = todo[start:end], first_row + start
                 models = (helper.models(supernet(), chunk, device, folder) if helper is not None and p == 0
                           else [model_for(supernet(), a, device, folder) for a in chunk])
-                results = measure_shaped(models, device, [shape] * len(models), single, seed=seed + at + 100_003 * p)
+                mark = len(gate.probes) if gate is not None else 0
+                results = measure_shaped(models, device, [shape] * len(models), single, seed=seed + at + 100_003 * p,
+                                         gate=gate)
+                if gate is not None and passes == 1 and len(gate.probes) > mark:
+                    probes[start, end] = min(gate.probes[mark:])
                 for a, m in zip(chunk, results):
                     parts.setdefault(a, []).append(m)
                 pooled = [Measurement.pooled(parts[a], threshold=config.spread_threshold) for a in chunk]
                 rows[at : at + len(chunk)] = [arch_row(a, space, m) for a, m in zip(chunk, pooled)]
                 write_parquet_atomic(out_dir / TABLE, _frame(rows, TABLE_COLUMNS))
-                if not onnx_cache and p == passes - 1:  # repeated subnets keep theirs for a second measurement
-                    for a, m in zip(chunk, models):
-                        if isinstance(m, Path) and a not in keep:
-                            m.unlink(missing_ok=True)
+                if p == passes - 1:
+                    drop_files(chunk, models)
                 save_meta("subnets", t0)
                 advance(len(chunk))
+            # A second look (one pass; several pool their passes instead): a chunk whose every round
+            # probed slower than the gate allows against the fastest probe of the whole profile (the
+            # first chunk, judged by no earlier one, or one whose retries did not outlast a slow
+            # phase) is measured once more, and the new runs replace the old when they probed faster.
+            slow = [bound for bound, probe in probes.items() if probe > gate.fastest * (1 + config.gate)]
+            for start, end in slow:
+                t0 = time.perf_counter()
+                chunk, at = todo[start:end], first_row + start
+                models = [model_for(supernet(), a, device, folder) for a in chunk]
+                mark = len(gate.probes)
+                results = measure_shaped(models, device, [shape] * len(models), single, seed=seed + at + 200_003,
+                                         gate=gate)
+                if min(gate.probes[mark:], default=math.inf) < probes[start, end]:
+                    rows[at : at + len(chunk)] = [arch_row(a, space, m) for a, m in zip(chunk, results)]
+                    write_parquet_atomic(out_dir / TABLE, _frame(rows, TABLE_COLUMNS))
+                drop_files(chunk, models)
+                meta["slow_chunks"] = meta.get("slow_chunks", 0) + 1
+                save_meta("subnets", t0)
         if todo_blocks:
             # Blocks run in microseconds: a reference probe that short is too noisy to judge a round
             # by, and the gate's retries made block profiling slower than the 60 s it may take
@@ -437,7 +477,7 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
                 chunk = todo_repeat[start:end]
                 models = [model_for(supernet(), a, device, folder) for a in chunk]
                 results = measure_shaped(models, device, [shape] * len(models), single,
-                                         seed=seed + 10_007 + start + 100_003 * p)
+                                         seed=seed + 10_007 + start + 100_003 * p, gate=gate)
                 for a, m in zip(chunk, results):
                     again.setdefault(a, []).append(m)
                 advance(len(chunk))

@@ -13,7 +13,8 @@ For a list of loaded models (zero-argument callables that run one inference each
    runs `probe_runs` more times, and a round whose fastest reference run is more than `gate`
    slower than the fastest reference run of the whole measurement is measured again, after a
    pause of `gate_pause` seconds (at most `gate_retries` passes; a round still slow then is
-   kept, and counted in `Measurement.slow_rounds`);
+   kept, and counted in `Measurement.slow_rounds`). A list measured in chunks (a profile's
+   subnets) shares one gate: every chunk is judged against the fastest probe of all of them;
 3. pool each model's timed runs over the rounds: median, p10, p90 (ms), raw timings kept;
 4. a model whose spread (p90 - p10) / median exceeds `spread_threshold` is measured again
    (`repeats` more times, all rounds); the attempt with the smallest spread is kept, and
@@ -51,7 +52,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 __all__ = [
-    "MeasureConfig", "Measurement", "PRESETS", "chunk_bounds", "chunks_in_passes", "compare_fingerprints",
+    "Gate", "MeasureConfig", "Measurement", "PRESETS", "chunk_bounds", "chunks_in_passes", "compare_fingerprints",
     "example_input", "fingerprint", "interleaved_rounds", "measure_runs", "ort_runner", "time_runs",
 ]
 
@@ -222,10 +223,17 @@ class Gate:
     """The slow-phase gate's reference model and the fastest of its probes so far. One gate
     serves every pass of a measurement, so a re-measured subset (a few flagged models) is judged
     against the first pass's fastest probe, not against itself: a subset short enough to fall
-    wholly inside a slow phase would otherwise pass as fast."""
+    wholly inside a slow phase would otherwise pass as fast. A caller measuring a long list in
+    chunks passes one `Gate()` to every chunk for the same reason: its reference is chosen by the
+    first chunk (the fastest model there) and probed after every visit of every later one.
+    `probes` holds the fastest probe of every round it kept, in order, so a caller can judge a
+    chunk again once later chunks have lowered `fastest`. `close` frees the reference's
+    resources once the gate is done with (set by whoever loaded it)."""
 
-    reference: Callable[[], Any]
+    reference: Callable[[], Any] | None = None
     fastest: float = float("inf")
+    probes: list[float] = field(default_factory=list)
+    close: Callable[[], None] = lambda: None
 
 
 def interleaved_rounds(runs: Sequence[Callable[[], Any]], config: MeasureConfig, rng: np.random.Generator, *,
@@ -233,9 +241,13 @@ def interleaved_rounds(runs: Sequence[Callable[[], Any]], config: MeasureConfig,
                        gate: Gate | None = None) -> tuple[list[list[float]], int, Gate | None]:
     """`config.rounds` rounds, each visiting every model once in a fresh random order, slow rounds
     measured again (module docstring, step 2): timings (ms) per model, the number of rounds
-    still slow after the gate's retries, and the gate (chosen here when none is given)."""
-    if gate is None and config.gate > 0 and config.probe_runs > 0 and runs:
-        gate = Gate(runs[int(np.argmin([_fastest_run(r, 3, clock) for r in runs]))])
+    still slow after the gate's retries, and the gate (chosen here when none is given, its
+    reference chosen when it has none; None when `config` turns the gate off)."""
+    if config.gate <= 0 or config.probe_runs == 0 or not runs:
+        gate = None
+    elif gate is None or gate.reference is None:
+        gate = gate or Gate()
+        gate.reference = runs[int(np.argmin([_fastest_run(r, 3, clock) for r in runs]))]
     reference = gate.reference if gate is not None else None
     rounds = [_round(runs, config, rng, reference, clock) for _ in range(config.rounds)]
     slow: list[int] = []
@@ -248,7 +260,8 @@ def interleaved_rounds(runs: Sequence[Callable[[], Any]], config: MeasureConfig,
             sleep(config.gate_pause)
             for r in slow:
                 rounds[r] = _round(runs, config, rng, reference, clock)
-        gate.fastest = min(gate.fastest, *(probe for _, probe in rounds))
+        gate.probes += [probe for _, probe in rounds]
+        gate.fastest = min(gate.fastest, *gate.probes[-len(rounds):])
     timings: list[list[float]] = [[] for _ in runs]
     for per_model, _ in rounds:
         for i, t in enumerate(per_model):
@@ -298,13 +311,14 @@ def chunks_in_passes(bounds: Sequence[tuple[int, int]], passes: int, gap: float,
 
 def measure_runs(runs: Sequence[Callable[[], Any]], config: MeasureConfig, *, seed: int | np.random.Generator = 0,
                  clock: Clock = time.perf_counter_ns, sleep: Callable[[float], Any] = time.sleep,
-                 threads: int = 1) -> list[Measurement]:
+                 threads: int = 1, gate: Gate | None = None) -> list[Measurement]:
     """The whole protocol (module docstring) over loaded models run with `threads` intra-op threads,
-    in `config.passes_for(threads)` passes judged by one gate; results in the order of `runs`."""
+    in `config.passes_for(threads)` passes judged by one gate (`gate`, shared with the caller's
+    other chunks, or one chosen here); results in the order of `runs`."""
     if not runs:
         return []
     rng = np.random.default_rng(seed)
-    gate, passes, single = None, [], config.one_pass()
+    passes, single = [], config.one_pass()
     for _ in chunks_in_passes([(0, len(runs))], config.passes_for(threads), config.pass_gap,
                               now=lambda: clock() / 1e9, sleep=sleep):
         results, gate = _one_pass(runs, single, rng, gate, clock, sleep)

@@ -207,6 +207,34 @@ def test_a_remeasured_subset_is_judged_against_the_first_pass(carried):
         assert machine.pauses == [] and min(timings[0]) == pytest.approx(1.5)
 
 
+@pytest.mark.parametrize("shared", [True, False])
+def test_chunks_sharing_a_gate_are_judged_against_each_other(shared):
+    """A list measured in chunks (a profile): a chunk wholly inside a slow phase passes as fast when it
+    is judged against itself; sharing the first chunk's `Gate` its rounds are redone."""
+    machine = Phased(lambda call: 54 < call <= 108)  # the first chunk takes calls 1-54, the second is slow
+    gate = hwnas_protocol.Gate()
+    first = hwnas_protocol.measure_runs(machine.runs(), GATED, seed=0, clock=machine.clock, sleep=machine.sleep,
+                                        gate=gate)
+    assert machine.calls == 54 and gate.reference is not None and gate.fastest == pytest.approx(0.1)
+    assert gate.probes == pytest.approx([0.1] * GATED.rounds)  # every kept round's fastest probe
+    second = hwnas_protocol.measure_runs(machine.runs(), GATED, seed=1, clock=machine.clock, sleep=machine.sleep,
+                                         gate=gate if shared else None)
+    assert [m.min_ms for m in first] == [0.1, 1.0]
+    if shared:  # no pre-pass: the first chunk's reference, probed at 0.15 ms against 0.1, so redone
+        assert machine.pauses and [m.min_ms for m in second] == pytest.approx([0.1, 1.0])
+        assert len(gate.probes) == 2 * GATED.rounds  # the kept rounds only, not the redone ones
+    else:  # its own reference, slow throughout, finds nothing slow
+        assert not machine.pauses and [m.min_ms for m in second] == pytest.approx([0.15, 1.5])
+
+
+def test_a_gate_turned_off_is_left_alone():
+    machine = Phased(lambda call: False)
+    gate = hwnas_protocol.Gate()
+    off = MeasureConfig(warmup=1, min_runs=4, max_runs=4, rounds=3, repeats=0, gate=0)
+    hwnas_protocol.measure_runs(machine.runs(), off, seed=0, clock=machine.clock, sleep=machine.sleep, gate=gate)
+    assert gate.reference is None and machine.calls == 2 * 3 * (1 + 4)
+
+
 def test_gate_off_takes_no_reference_runs():
     machine = Phased(lambda call: False)
     off = MeasureConfig(warmup=1, min_runs=4, max_runs=4, rounds=3, repeats=0, gate=0)
