@@ -345,6 +345,13 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
                 if isinstance(m, Path) and a not in keep:
                     m.unlink(missing_ok=True)
 
+    def measure_chunk(models: Sequence[Any], chunk_seed: int) -> tuple[list[Measurement], float]:
+        """One chunk of subnets measured by the profile's gate: its results, and the fastest probe of
+        any round kept while measuring it (inf without a gate)."""
+        mark = len(gate.probes) if gate is not None else 0
+        results = measure_shaped(models, device, [shape] * len(models), single, seed=chunk_seed, gate=gate)
+        return results, min(gate.probes[mark:], default=math.inf) if gate is not None else math.inf
+
     def save_meta(phase: str, t0: float) -> None:
         meta["profiling_seconds"] = float(meta.get("profiling_seconds", 0.0)) + time.perf_counter() - t0
         meta.setdefault("seconds", {})[phase] = meta.get("seconds", {}).get(phase, 0.0) + time.perf_counter() - t0
@@ -379,11 +386,9 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
                 chunk, at = todo[start:end], first_row + start
                 models = (helper.models(supernet(), chunk, device, folder) if helper is not None and p == 0
                           else [model_for(supernet(), a, device, folder) for a in chunk])
-                mark = len(gate.probes) if gate is not None else 0
-                results = measure_shaped(models, device, [shape] * len(models), single, seed=seed + at + 100_003 * p,
-                                         gate=gate)
-                if gate is not None and passes == 1 and len(gate.probes) > mark:
-                    probes[start, end] = min(gate.probes[mark:])
+                results, probe = measure_chunk(models, seed + at + 100_003 * p)
+                if passes == 1 and probe < math.inf:
+                    probes[start, end] = probe
                 for a, m in zip(chunk, results):
                     parts.setdefault(a, []).append(m)
                 pooled = [Measurement.pooled(parts[a], threshold=config.spread_threshold) for a in chunk]
@@ -402,10 +407,8 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
                 t0 = time.perf_counter()
                 chunk, at = todo[start:end], first_row + start
                 models = [model_for(supernet(), a, device, folder) for a in chunk]
-                mark = len(gate.probes)
-                results = measure_shaped(models, device, [shape] * len(models), single, seed=seed + at + 200_003,
-                                         gate=gate)
-                if min(gate.probes[mark:], default=math.inf) < probes[start, end]:
+                results, probe = measure_chunk(models, seed + at + 200_003)
+                if probe < probes[start, end]:
                     rows[at : at + len(chunk)] = [arch_row(a, space, m) for a, m in zip(chunk, results)]
                     write_parquet_atomic(out_dir / TABLE, _frame(rows, TABLE_COLUMNS))
                 drop_files(chunk, models)
@@ -476,8 +479,7 @@ def profile_device(device: DeviceSpec | str, space: SearchSpace, spec: InputSpec
             for p, start, end in chunks_in_passes(chunk_bounds(len(todo_repeat), chunk_size), passes, config.pass_gap):
                 chunk = todo_repeat[start:end]
                 models = [model_for(supernet(), a, device, folder) for a in chunk]
-                results = measure_shaped(models, device, [shape] * len(models), single,
-                                         seed=seed + 10_007 + start + 100_003 * p, gate=gate)
+                results, _ = measure_chunk(models, seed + 10_007 + start + 100_003 * p)
                 for a, m in zip(chunk, results):
                     again.setdefault(a, []).append(m)
                 advance(len(chunk))

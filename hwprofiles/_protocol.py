@@ -231,9 +231,13 @@ class Gate:
     resources once the gate is done with (set by whoever loaded it)."""
 
     reference: Callable[[], Any] | None = None
-    fastest: float = float("inf")
     probes: list[float] = field(default_factory=list)
     close: Callable[[], None] = lambda: None
+
+    @property
+    def fastest(self) -> float:
+        """The fastest probe of every round kept so far (inf before the first)."""
+        return min(self.probes, default=float("inf"))
 
 
 def interleaved_rounds(runs: Sequence[Callable[[], Any]], config: MeasureConfig, rng: np.random.Generator, *,
@@ -261,7 +265,6 @@ def interleaved_rounds(runs: Sequence[Callable[[], Any]], config: MeasureConfig,
             for r in slow:
                 rounds[r] = _round(runs, config, rng, reference, clock)
         gate.probes += [probe for _, probe in rounds]
-        gate.fastest = min(gate.fastest, *gate.probes[-len(rounds):])
     timings: list[list[float]] = [[] for _ in runs]
     for per_model, _ in rounds:
         for i, t in enumerate(per_model):
