@@ -147,7 +147,7 @@ def export_onnx(module: Exportable, path: str | Path, *, opset: int = OPSET, che
             logging.getLogger().disabled, was = True, logging.getLogger().disabled
             try:  # the quantizer logs a pre-processing hint on every call
                 quantize_dynamic(
-                    fp32_path, final, per_channel=True, reduce_range=False, weight_type=QuantType.QInt8,
+                    fp32_path, final, per_channel=True, reduce_range=True, weight_type=QuantType.QInt8,
                     op_types_to_quantize=["MatMul"], nodes_to_quantize=int8_node_names(fp32_path, int8_linears),
                 )
             finally:

@@ -109,9 +109,9 @@ def test_linear_attention_equals_its_quadratic_form():
 def test_fake_quant_follows_onnxruntime_rules():
     w = torch.tensor([[0.5, -1.27, 0.0], [2.0, 1.0, -0.25]])
     q = fake_quant_weight(w)
-    scale = w.abs().amax(1, keepdim=True) / 127
+    scale = w.abs().amax(1, keepdim=True) / 64  # onnxruntime's reduced int8 range, exact without VNNI
     assert torch.allclose(q, torch.round(w / scale) * scale)
-    assert (q / scale).round().abs().max() <= 127
+    assert (q / scale).round().abs().max() <= 64
     x = torch.tensor([0.3, 1.2, 2.55])  # min(0, x) = 0 -> zero point 0, scale 2.55 / 255
     assert torch.allclose(fake_quant_activation(x), torch.round(x / 0.01) * 0.01)
     # straight-through gradient
