@@ -10,24 +10,47 @@ from __future__ import annotations
 import sys
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from supernet import InputSpec
 
 from ._backends import Runner, load_runner
 from ._device import DeviceSpec
-from ._protocol import Gate, MeasureConfig, Measurement, measure_runs
+from ._protocol import Gate, MeasureConfig, Measurement, chunks_in_passes, measure_runs
+
+T = TypeVar("T")
 
 
 def measure_models(models: Sequence[Any], device: DeviceSpec, spec: InputSpec,
-                   config: MeasureConfig | None = None, *, seed: int = 0) -> list[Measurement]:
+                   config: MeasureConfig | None = None, *, seed: int = 0, gate: Gate | None = None
+                   ) -> list[Measurement]:
     """Measure each model's latency on `device` for inputs shaped by `spec` and the device.
 
     `models` are ONNX file paths for onnxruntime backends and torch modules for torch
-    backends. Results come back in the order of `models`.
+    backends. Results come back in the order of `models`. `gate`: see `measure_shaped`.
     """
     shape = input_shape_for(device, spec)
-    return measure_shaped(models, device, [shape] * len(models), config, seed=seed)
+    return measure_shaped(models, device, [shape] * len(models), config, seed=seed, gate=gate)
+
+
+def measure_in_passes(models: Sequence[Any], device: DeviceSpec, spec: InputSpec, config: MeasureConfig, *,
+                      seed: int = 0, between: Callable[[], T]) -> tuple[list[list[Measurement]], T]:
+    """`measure_models` in `config.passes_for(device.threads)` passes, returned pass by pass
+    (pool them with `Measurement.pooled`), and `between()`, work that must not run beside a
+    measurement, called once right after the first pass: it fills the gap the protocol leaves
+    before the second (at least `config.pass_gap` seconds from start to start). One slow-phase
+    gate judges every pass, so a pass that falls wholly inside a slow phase is caught against
+    the others. Returns (the passes, what `between()` returned)."""
+    single, gate, passes = config.one_pass(), Gate(), []
+    bounds = [(0, len(models))]
+    try:
+        for p, _, _ in chunks_in_passes(bounds, config.passes_for(device.threads), config.pass_gap):
+            passes.append(measure_models(models, device, spec, single, seed=seed + p, gate=gate))
+            if p == 0:
+                done = between()
+    finally:
+        gate.close()
+    return passes, done
 
 
 @contextmanager

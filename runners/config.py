@@ -15,7 +15,7 @@ A TOML config has one table per stage; every key is optional:
                max_latency_ms = 0.5   max_size_mb = 1.0
                tune_steps = 0   tune_lr = 2e-3   (score each candidate after that many
                fine-tuning updates from its inherited weights; 0: inherited weights as they are)
-    [export]   baselines = true
+    [export]   baselines = true   max_front = 8   passes = 2   (passes over the exported models)
     [finetune] enabled = false   epochs = 10   lr = 1e-3   baselines = true
                (epochs, batch_size, lr, weight_decay, warmup_epochs, grad_clip: unset means
                the supernet's [train] value)
@@ -197,6 +197,12 @@ class ExportSettings:
     # the front's predicted latency (the fastest and the slowest always in); 0 exports them all.
     # A 3-objective front on the default task holds ~40 models at ~3 s each to export and check.
     max_front: int = 8
+    # Passes over the exported models, pooled (runners.exporting.export_protocol): the default
+    # run's profile times each subnet in 6 rounds, an export once in 6 rounds of a list of 26,
+    # and a slow phase that the gate's small reference model does not feel could leave one model
+    # 30-50% slow (benchmarks/results/end_to_end_run34, run37). The test accuracies are evaluated
+    # between the passes. A device measured in more passes (several threads) keeps its own count.
+    passes: int = 2
 
 
 @dataclass(frozen=True)
@@ -280,6 +286,8 @@ class RunConfig:
         check(self.executor.num_cpus > 0, f"executor.num_cpus must be > 0, got {self.executor.num_cpus}")
         check(not isinstance(self.export.max_front, bool) and self.export.max_front >= 0,
               f"export.max_front must be >= 0 (0: the whole front), got {self.export.max_front}")
+        check(not isinstance(self.export.passes, bool) and isinstance(self.export.passes, int)
+              and self.export.passes >= 1, f"export.passes must be a positive integer, got {self.export.passes!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))

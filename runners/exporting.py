@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -77,6 +77,20 @@ def uniform_baselines(space: SearchSpace) -> list[ExportItem]:
                 name = f"uniform-{attention}-E{embed}-d{depth}-h{heads}-r{ratio}-{quant}"
                 items.append(ExportItem(name, "baseline", arch))
     return items
+
+
+def export_protocol(config: Any, threads: int, passes: int) -> Any:
+    """The protocol exported models are measured with: `config` (a hwprofiles.MeasureConfig) in
+    at least `passes` passes, pooled (ExportSettings.passes). A second pass gives a model timed
+    in a slow phase that the gate's small reference model did not feel a second moment. A device
+    whose own protocol takes more passes (several threads) keeps its count and its gap between
+    passes; on a device measured in one pass, whose slow phases last seconds, the passes are
+    apart by the accuracy evaluation between them (tens of seconds on the default run) and no
+    more (`hwprofiles.measure_in_passes`)."""
+    if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
+        raise UserInputError(f"passes over the exported models must be a positive integer, got {passes!r}")
+    own = config.passes_for(threads)
+    return replace(config, passes=max(passes, own), pass_gap=config.pass_gap if own > 1 else 0.0)
 
 
 def measurable(device: Any, onnx_paths: list, modules: Callable[[], list]) -> list:
@@ -202,7 +216,7 @@ def export_models(
     """
     if statistic not in TARGETS:
         raise ValueError(f"statistic must be one of {list(TARGETS)}, got {statistic!r}")
-    from hwprofiles import measure_models
+    from hwprofiles import Measurement, measure_in_passes
     from supernet import export_onnx
     from supernet.evaluate import evaluate_archs
 
@@ -215,23 +229,34 @@ def export_models(
         check = export_onnx(supernet.extract(item.arch), path, seed=seed)
         paths.append(path)
         progress(f"exported {item.name}: {path.stat().st_size:,} bytes, parity rel err {check.rel_err:.1e}")
-    progress(f"measuring {len(paths)} exported models on device '{device.name}'")
+
+    def accuracies() -> tuple[np.ndarray, np.ndarray, list[float]]:
+        """(supernet val, supernet test, ONNX test) accuracies. The ONNX files are evaluated on a
+        second thread (onnxruntime releases the GIL) while torch evaluates the supernet here: on
+        two cores the two halves overlap. Never beside a measurement."""
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            onnx_jobs = [pool.submit(onnx_accuracy, p, task.x_test, task.y_test) for p in paths]
+            val = (np.asarray(val_accuracy(archs), dtype=float) if val_accuracy is not None
+                   else evaluate_archs(supernet, archs, task.x_val, task.y_val))
+            test = evaluate_archs(supernet, archs, task.x_test, task.y_test)
+            return val, test, [job.result() for job in onnx_jobs]
+
+    passes = measure_config.passes_for(device.threads)
+    progress(f"measuring {len(paths)} exported models on device '{device.name}' in {passes} pass(es)")
     node = None
     if measure_remote is not None:
         measured, node, fingerprint = measure_remote(paths, archs)
         progress(f"measured on Ray node {node}")
+        per_pass = []  # the node pooled its passes
+        val_acc, test_acc, onnx_accs = accuracies()
     else:
         modules = measurable(device, paths, lambda: [supernet.extract(a) for a in archs])
-        measured = measure_models(modules, device, task.spec, measure_config, seed=seed)
+        per_pass, scores = measure_in_passes(modules, device, task.spec, measure_config, seed=seed,
+                                             between=accuracies)
+        val_acc, test_acc, onnx_accs = scores
+        measured = [Measurement.pooled(parts, threshold=measure_config.spread_threshold) if len(parts) > 1
+                    else parts[0] for parts in zip(*per_pass)]
     predicted = np.asarray(predict_ms(archs), dtype=float)
-    # The ONNX files are evaluated on a second thread (onnxruntime releases the GIL) while torch
-    # evaluates the supernet here: on two cores the two halves overlap. Measurement is done.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        onnx_jobs = [pool.submit(onnx_accuracy, p, task.x_test, task.y_test) for p in paths]
-        val_acc = (np.asarray(val_accuracy(archs), dtype=float) if val_accuracy is not None
-                   else evaluate_archs(supernet, archs, task.x_val, task.y_val))
-        test_acc = evaluate_archs(supernet, archs, task.x_test, task.y_test)
-        onnx_accs = [job.result() for job in onnx_jobs]
     n_val, n_test = len(task.y_val), len(task.y_test)
     models = []
     for i, item in enumerate(items):
@@ -265,6 +290,8 @@ def export_models(
             "onnx_test_accuracy": onnx_acc,
             "onnx_test_accuracy_se": binomial_se(onnx_acc, n_test),
         })
+        if len(per_pass) > 1:  # each pass's fastest run, beside the pooled figure
+            models[-1]["measured_latency_min_ms_by_pass"] = [part[i].min_ms for part in per_pass]
     for model, beaten_by in zip(models, dominance(models, statistic=statistic)):
         model["dominated_by"] = beaten_by
     manifest = {

@@ -313,11 +313,13 @@ def spread_over_front(archs: list, latency_ms, limit: int) -> list:
 
 def export_front(supernet, task, archs, predictor, out_dir: str | Path, *, baselines: bool = True,
                  measure=None, seed: int = 0, echo: Echo = print, val_accuracy=None,
-                 measure_remote=None, val_accuracy_tune: dict[str, Any] | None = None) -> dict[str, Any]:
+                 measure_remote=None, val_accuracy_tune: dict[str, Any] | None = None,
+                 passes: int = ExportSettings().passes) -> dict[str, Any]:
     """Export `archs` (a Pareto front) and, with `baselines`, the space's uniform baselines to
     ONNX in `out_dir`; measure them again on the predictor's device with `measure` (a
-    `hwprofiles.MeasureConfig`; default: the profile section's preset), evaluate the ONNX files
-    on the test split; write and return `out_dir/manifest.json`.
+    `hwprofiles.MeasureConfig`; default: the profile section's preset) in at least `passes`
+    passes (`runners.exporting.export_protocol`), evaluate the ONNX files on the test split;
+    write and return `out_dir/manifest.json`.
 
     The latency is checked against the statistic the predictor was fitted to.
     `val_accuracy(archs)` gives the supernet's val accuracies (e.g. the run's accuracy cache,
@@ -327,14 +329,15 @@ def export_front(supernet, task, archs, predictor, out_dir: str | Path, *, basel
     """
     from hwprofiles import fingerprint
 
-    from .exporting import ExportItem, comparison_lines, export_models, uniform_baselines
+    from .exporting import ExportItem, comparison_lines, export_models, export_protocol, uniform_baselines
 
     items = [ExportItem(f"front-{i:02d}", "front", a) for i, a in enumerate(archs)]
     if baselines:
         items += uniform_baselines(supernet.space)
+    measure = export_protocol(measure or ProfileSettings().measure_config(), predictor.device.threads, passes)
     manifest = export_models(
         supernet=supernet, space=supernet.space, task=task, items=items, predict_ms=predictor.predict_archs,
-        device=predictor.device, measure_config=measure or ProfileSettings().measure_config(),
+        device=predictor.device, measure_config=measure,
         out_dir=Path(out_dir), fingerprint=fingerprint(), statistic=predictor.profile.get("target", "median_ms"),
         seed=seed, progress=echo, val_accuracy=val_accuracy, measure_remote=measure_remote,
         val_accuracy_tune=val_accuracy_tune,
@@ -346,7 +349,8 @@ def export_front(supernet, task, archs, predictor, out_dir: str | Path, *, basel
 
 def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str | None = None,
                seed: int = 0, threads: int = 1, unit: Path | None = None,
-               max_front: int = ExportSettings().max_front, executor=None) -> dict[str, Any]:
+               max_front: int = ExportSettings().max_front, executor=None,
+               passes: int = ExportSettings().passes) -> dict[str, Any]:
     """Export a search's Pareto front and baselines, re-measured (the body of `hwnas export`).
 
     `unit` is the folder holding search/ (a device's or a named search's, see
@@ -394,6 +398,9 @@ def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str
         measure = ProfileSettings().measure_config()
     if max_front < 0:
         raise UserInputError(f"max_front must be >= 0 (0: the whole front), got {max_front}")
+    from .exporting import export_protocol
+
+    measure = export_protocol(measure, predictor.device.threads, passes)  # the remote measurer's too
     picked = spread_over_front(archs, predictor.predict_archs(archs), max_front)
     if len(picked) < len(archs):
         echo(f"exporting {len(picked)} of the {len(archs)} front models, spread over the front's latency "
@@ -424,7 +431,7 @@ def export_run(run_dir: Path, echo: Echo, *, baselines: bool = True, preset: str
                                   seed=seed, address=executor.ray_address, num_cpus=executor.num_cpus)[0]
     return export_front(supernet, task, picked, predictor, unit / "export", baselines=baselines, measure=measure,
                         seed=seed, echo=echo, val_accuracy=val_accuracy, measure_remote=measure_remote,
-                        val_accuracy_tune=tune)
+                        val_accuracy_tune=tune, passes=passes)
 
 
 def stage_export(state: RunState, echo: Echo) -> str:
@@ -435,7 +442,7 @@ def stage_export(state: RunState, echo: Echo) -> str:
             lines.append(f"'{name}': already exported")
             continue
         manifest = export_run(state.run_dir, echo, baselines=state.config.export.baselines, seed=state.config.seed,
-                              max_front=state.config.export.max_front,
+                              max_front=state.config.export.max_front, passes=state.config.export.passes,
                               threads=state.config.train.threads, unit=unit, executor=state.config.executor)
         front = [m for m in manifest["models"] if m["kind"] == "front"]
         off = sum(m["latency_off_by_more_than_10pct"] for m in front)

@@ -127,6 +127,8 @@ def register(app: typer.Typer) -> None:
         max_front: int = typer.Option(_EXPORT.max_front, help="Front models to export, spread over the front's "
                                       "latency (0: all)."),
         preset: Optional[str] = typer.Option(None, help="Measurement preset (default: the profile's protocol)."),
+        passes: int = typer.Option(_EXPORT.passes, help="Passes over the exported models, pooled (at least: a "
+                                   "device measured in more passes keeps its count)."),
         seed: int = typer.Option(DEFAULT_SEED, help="Seed of the measurement order."),
         search: Optional[str] = typer.Option(None, "--search", help="Export the named search (RUN/searches/NAME/)."),
         device: Optional[str] = typer.Option(None, "--device", help="Export this device's search in a run with "
@@ -138,7 +140,8 @@ def register(app: typer.Typer) -> None:
 
         _require_run(run_dir)
         unit = resolve_unit(run_dir, search=search, device=device)
-        export_run(run_dir, _echo, baselines=baselines, preset=preset, seed=seed, unit=unit, max_front=max_front)
+        export_run(run_dir, _echo, baselines=baselines, preset=preset, seed=seed, unit=unit, max_front=max_front,
+                   passes=passes)
         typer.echo(f"manifest: {unit / 'export' / 'manifest.json'}")
 
     @app.command()

@@ -111,3 +111,28 @@ def test_presets():
     assert MeasureConfig.fast().rounds <= MeasureConfig().rounds
     with pytest.raises(ValueError, match="known: \\['default', 'fast'\\]"):
         MeasureConfig.preset("slowest")
+
+
+def test_measure_in_passes_pools_nothing_itself_and_runs_between_once_after_the_first_pass(tiny_spec):
+    """Each pass visits every model in every round; `between` runs once, after the first pass and
+    before the second; one gate judges both passes (its reference loaded once, for the first)."""
+    from hwprofiles import measure_in_passes
+
+    device = DeviceSpec("rec", "test-recording")
+    config = MeasureConfig(warmup=0, min_runs=1, max_runs=1, rounds=3, repeats=0, probe_runs=1, passes=2,
+                           pass_gap=0, gate_retries=0)  # slow rounds are judged but not redone: fixed counts
+    CALLS.clear()
+    marks: list[int] = []
+    passes, done = measure_in_passes([0, 1, 2], device, tiny_spec, config, seed=0,
+                                     between=lambda: marks.append(len(CALLS)) or "scored")
+    assert done == "scored" and len(passes) == 2
+    assert all(len(p) == 3 and all(len(m.raw_ms) == 3 for m in p) for p in passes)
+    assert len(marks) == 1 and 0 < marks[0] < len(CALLS)  # between the passes
+    first, second = CALLS[: marks[0]], CALLS[marks[0]:]
+    assert sorted(set(first)) == sorted(set(second)) == [0, 1, 2]
+    # the gate's pre-pass (3 runs of each model, to choose the reference) happens in the first pass only
+    assert len(first) == 3 * 3 + 3 * 3 * 2 and len(second) == 3 * 3 * 2
+    pooled = Measurement.pooled(list(zip(*passes))[0], threshold=config.spread_threshold)
+    assert len(pooled.raw_ms) == 6
+    one, _ = measure_in_passes([0, 1], device, tiny_spec, config.one_pass(), between=lambda: None)
+    assert len(one) == 1  # a one-pass protocol: `between` still runs, after it

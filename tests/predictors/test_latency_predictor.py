@@ -26,7 +26,7 @@ def test_fit_and_select(profile):
     assert list(table["predictor"][: len(DEFAULT_NAMES)]) == list(DEFAULT_NAMES)
     assert table["predictor"].iloc[-1] == "repeatability (ceiling)"
     scored = table.iloc[: len(DEFAULT_NAMES)]
-    assert scored["within_10"].between(0, 1).all() and (scored["n_test"] == 4).all()
+    assert scored["within_10"].between(0, 1).all() and (scored["n_test"] == 16).all()  # every subnet held out once
     top = scored.sort_values(["within_10", "mape"], ascending=[False, True]).iloc[0]["predictor"]
     assert best.name == top and table.loc[table["selected"], "predictor"].item() == top
     assert best.metrics["held_out"]["predictor"] == top and best.metrics["repeatability"]["n"] >= 8
@@ -96,3 +96,18 @@ def test_few_sample_adaptation(tiny_space, tiny_spec, tmp_path):
     assert within(y_b[:100], source.predict_archs(archs[:100]), 0.10) < 0.5
     loaded = LatencyPredictor.load(adapted.save(tmp_path / "adapted.st"), device="cpu-2t")
     np.testing.assert_allclose(loaded.predict_archs(archs), adapted.predict_archs(archs))
+
+
+def test_cross_validate_holds_every_subnet_out_once(profile):
+    from predictors import cross_validate, fold_indices
+
+    folds = fold_indices(16, 0.25, seed=3)
+    assert len(folds) == 4
+    held = np.concatenate([test for _, test in folds])
+    assert sorted(held.tolist()) == list(range(16))
+    assert all(len(np.intersect1d(train, test)) == 0 and len(train) + len(test) == 16 for train, test in folds)
+    schema = FeatureSchema(profile.space, profile.spec)
+    table = cross_validate(schema, profile.device, profile.archs(), profile.latency("min_ms"), names=["lut", "ridge"],
+                           seed=3)
+    assert list(table["predictor"]) == ["lut", "ridge"] and (table["n_test"] == 16).all()
+    assert (table["n_train"] == 12).all() and table["within_10"].between(0, 1).all()

@@ -36,7 +36,8 @@ EXPECTED = {
     "search": {"objectives": ",".join(_search.objectives), "algorithm": _search.algorithm,
                "budget": _search.budget, "tune_steps": _search.tune_steps, "tune_lr": _search.tune_lr,
                "executor": ExecutorSettings().kind, "seed": DEFAULT_SEED},
-    "export": {"baselines": ExportSettings().baselines, "max_front": ExportSettings().max_front, "seed": DEFAULT_SEED},
+    "export": {"baselines": ExportSettings().baselines, "max_front": ExportSettings().max_front,
+               "passes": ExportSettings().passes, "seed": DEFAULT_SEED},
     "adapt": {"task": TaskSettings().name, "preset": _profile.preset, "passes": _profile.passes,
               "pass_gap": _profile.pass_gap, "seed": DEFAULT_SEED},
 }
