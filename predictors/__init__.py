@@ -11,8 +11,8 @@ from ._estimators import (CalibratedPredictor, GBTPredictor, HybridPredictor, Lo
                           RidgePredictor)
 from ._latency import LatencyPredictor
 from ._score import PredictorScore, score_predictor
-from ._select import (DEFAULT_NAMES, build_latency_predictor, compare_predictors, cross_validate, fit_and_select,
-                      fold_indices, split_indices)
+from ._select import (DEFAULT_NAMES, SIMPLEST_FIRST, build_latency_predictor, choose, compare_predictors,
+                      cross_validate, fit_and_select, fold_indices, split_indices)
 from ._transfer import TransferPredictor
 from .features import FeatureSchema
 from .metrics import kendall_tau, latency_metrics, mape, rmse, spearman, within
@@ -20,7 +20,8 @@ from .metrics import kendall_tau, latency_metrics, mape, rmse, spearman, within
 __all__ = [
     "CalibratedPredictor", "DEFAULT_NAMES", "Estimator", "FeatureSchema", "GBTPredictor", "HybridPredictor",
     "LatencyPredictor", "LookupTablePredictor", "MLPPredictor", "NotFittedError", "PredictorScore", "RidgePredictor",
-    "TransferPredictor", "adapt_predictor", "adaptation_archs", "block_costs_of", "build_latency_predictor",
+    "SIMPLEST_FIRST", "TransferPredictor", "adapt_predictor", "adaptation_archs", "block_costs_of",
+    "build_latency_predictor", "choose",
     "compare_predictors", "cross_validate", "dominated_on_measurements", "fit_and_select", "fold_indices",
     "estimator_names", "get_estimator", "kendall_tau", "latency_metrics", "mape", "register_estimator", "rmse",
     "score_predictor", "source_component_costs", "spearman", "split_indices", "within",

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from hwprofiles import MeasureConfig, profile_device, sample_profile_archs
-from predictors import DEFAULT_NAMES, FeatureSchema, LatencyPredictor, build_latency_predictor, fit_and_select, within
+from predictors import (DEFAULT_NAMES, FeatureSchema, LatencyPredictor, build_latency_predictor, choose, fit_and_select,
+                        within)
 from supernet import SearchSpace
 
 QUICK = MeasureConfig(warmup=1, min_runs=3, max_runs=5, max_seconds=0.005, rounds=2, repeats=0)
@@ -27,7 +28,7 @@ def test_fit_and_select(profile):
     assert table["predictor"].iloc[-1] == "repeatability (ceiling)"
     scored = table.iloc[: len(DEFAULT_NAMES)]
     assert scored["within_10"].between(0, 1).all() and (scored["n_test"] == 16).all()  # every subnet held out once
-    top = scored.sort_values(["within_10", "mape"], ascending=[False, True]).iloc[0]["predictor"]
+    top = choose(scored)  # the simplest within one standard error of the best
     assert best.name == top and table.loc[table["selected"], "predictor"].item() == top
     assert best.metrics["held_out"]["predictor"] == top and best.metrics["repeatability"]["n"] >= 8
     pred = best.predict_archs(profile.archs())
@@ -111,3 +112,18 @@ def test_cross_validate_holds_every_subnet_out_once(profile):
                            seed=3)
     assert list(table["predictor"]) == ["lut", "ridge"] and (table["n_test"] == 16).all()
     assert (table["n_train"] == 12).all() and table["within_10"].between(0, 1).all()
+
+
+def test_choose_keeps_the_simplest_predictor_within_one_standard_error():
+    import pandas as pd
+
+    table = pd.DataFrame([
+        {"predictor": "mlp", "within_10": 0.95, "mape": 3.0, "mape_se": 0.4, "n_test": 80},
+        {"predictor": "hybrid", "within_10": 0.9375, "mape": 3.3, "mape_se": 0.4, "n_test": 80},
+        {"predictor": "lut", "within_10": 0.93, "mape": 3.2, "mape_se": 0.4, "n_test": 80},
+        {"predictor": "ridge", "within_10": 0.80, "mape": 3.1, "mape_se": 0.4, "n_test": 80},
+    ])
+    assert choose(table) == "lut"  # mlp is best; lut within one SE (0.024) on share and 0.4 on MAPE
+    assert choose(table.assign(mape_se=0.1)) == "mlp"  # with tighter figures only the best is close
+    table.loc[table.predictor == "lut", "mape"] = 3.5
+    assert choose(table) == "hybrid"  # lut's MAPE is more than one SE above the best's
