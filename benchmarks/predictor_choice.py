@@ -78,6 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+", help="finished run folders (RUN with profile/ and export/)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--note", default="", help="a paragraph appended to the report (where the runs came from)")
     args = parser.parse_args()
     from hwprofiles import fingerprint
 
@@ -102,6 +103,8 @@ def main() -> None:
     for w in ways:
         lines.append(f"| {w} | {np.mean([r['export_within_10'][w] for r in rows]):.3f} | "
                      f"{np.mean([r['export_mape'][w] for r in rows]):.2f}% |")
+    if args.note:
+        lines += ["", args.note]
     save_report(args.out, "predictor_choice", {"command": command, "machine": fingerprint(), "runs": rows}, lines)
     print("\n".join(lines))
 
